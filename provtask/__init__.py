@@ -1,0 +1,74 @@
+"""provtask: DAGs of Python and MPI tasks on Dask/HPC clusters, with full provenance.
+
+``import provtask`` is light: Dask, pandas and the engine load when a run starts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .dag import DAG
+from .errors import (
+    DAGError,
+    DAGFileError,
+    IntegrityError,
+    NotFoundError,
+    ParamError,
+    ProvtaskError,
+    ResourceError,
+    RunFailed,
+    RunInterrupted,
+    StoreError,
+)
+from .states import AttemptStatus, RunStatus, TaskState
+from .tasks import mpi_task, task
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .engine.handle import RunHandle, RunResult
+    from .store import Store
+
+_LAZY = {
+    "Store": ("provtask.store", "Store"),
+    "RunHandle": ("provtask.engine.handle", "RunHandle"),
+    "RunResult": ("provtask.engine.handle", "RunResult"),
+    "run": ("provtask.engine.api", "run"),
+    "submit": ("provtask.engine.api", "submit"),
+    "load_dag_file": ("provtask.dagfile", "load_dag_file"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'provtask' has no attribute {name!r}")
+
+
+__all__ = [
+    "DAG",
+    "AttemptStatus",
+    "DAGError",
+    "DAGFileError",
+    "IntegrityError",
+    "NotFoundError",
+    "ParamError",
+    "ProvtaskError",
+    "ResourceError",
+    "RunFailed",
+    "RunHandle",
+    "RunInterrupted",
+    "RunResult",
+    "RunStatus",
+    "Store",
+    "StoreError",
+    "TaskState",
+    "load_dag_file",
+    "mpi_task",
+    "run",
+    "submit",
+    "task",
+]

@@ -1,0 +1,1 @@
+"""The engine: runs DAGs on Dask pools and records provenance (see ``runner``)."""

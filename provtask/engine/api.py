@@ -1,0 +1,214 @@
+"""Starting runs: validation, the run's thread, its store writer and its pools."""
+
+from __future__ import annotations
+
+import atexit
+import getpass
+import hashlib
+import os
+import platform
+import secrets
+import socket
+import threading
+import time
+import weakref
+from typing import Any
+
+import cloudpickle
+
+from ..dag import DAG, ParamRef, Ref, iter_refs
+from ..errors import DAGError, RunInterrupted
+from ..states import RunStatus
+from ..store import Store
+from .handle import RunHandle, RunResult
+from .pools import Pool, Pools, local_pool
+from .recorder import RunRecorder
+from .runner import Engine, describe_exception
+
+_ACTIVE: weakref.WeakSet[RunHandle] = weakref.WeakSet()
+EXIT_GRACE = 10.0  # s given to runs to record their interruption when Python exits
+
+
+def new_run_id() -> str:
+    """Sortable and readable: ``20261125-143002-a1b2c3``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def check_runnable(dag: DAG) -> None:
+    """What can be known before anything runs: structure, MPI support, picklable constants."""
+    dag.validate()
+    for node_id, data in dag.graph.nodes(data=True):
+        task = data["task"]
+        if task.kind == "mpi":
+            raise DAGError(
+                f"task {node_id!r} is an @mpi_task; this version of provtask records MPI "
+                "resources but cannot launch MPI programs yet. Use @task for now."
+            )
+        arguments = {**dict(enumerate(data["args"])), **data["kwargs"]}
+        for name, value in arguments.items():
+            _check_picklable(node_id, name, value)
+
+
+def _check_picklable(node_id: str, name: Any, value: Any) -> None:
+    if any(True for _ in iter_refs(value)):
+        if isinstance(value, Ref | ParamRef):
+            return
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            _check_picklable(node_id, f"{name}[{key!r}]", item)
+        return
+    try:
+        cloudpickle.dumps(value)
+    except Exception as exc:
+        label = f"argument {name}" if isinstance(name, int) else f"argument {name!r}"
+        raise DAGError(
+            f"task {node_id!r}: {label} cannot be sent to a worker ({type(exc).__name__}: "
+            f"{exc}); pass something picklable (a path, numbers, a dict) and create the object "
+            "inside the task"
+        ) from None
+
+
+def submit(
+    dag: DAG,
+    *,
+    params: dict[str, Any] | None = None,
+    store: str | os.PathLike | Store | None = None,
+    client: Any = None,
+    n_workers: int | None = None,
+) -> RunHandle:
+    """Validate ``dag`` and start running it in a background thread; returns at once.
+
+    ``client``: an existing ``distributed.Client`` to run on; by default an embedded
+    ``LocalCluster`` with ``n_workers`` single-threaded processes (one per core) is started
+    and closed with the run. Provenance goes to ``store`` (default ``$PROVTASK_STORE`` or
+    ``./store``).
+    """
+    check_runnable(dag)
+    resolved = dag.resolve_params(params)
+    opened = store if isinstance(store, Store) else Store(store)
+    handle = RunHandle(new_run_id(), opened.root)
+    run_row = _run_row(dag, resolved)
+    thread = threading.Thread(
+        target=_execute,
+        args=(handle, dag, resolved, opened, run_row, client, n_workers),
+        name=f"provtask-run-{handle.run_id}",
+        daemon=True,
+    )
+    _ACTIVE.add(handle)
+    thread.start()
+    return handle
+
+
+def run(dag: DAG, **options: Any) -> RunResult:
+    """Run ``dag`` to the end and return its :class:`RunResult` (options as :func:`submit`).
+
+    Ctrl-C cancels the run, records it as interrupted, and raises :class:`RunInterrupted`.
+    """
+    handle = submit(dag, **options)
+    try:
+        while not handle.wait(timeout=0.25):
+            pass
+    except KeyboardInterrupt:
+        handle.cancel("interrupted (Ctrl-C)")
+        handle.wait(timeout=60)
+        raise RunInterrupted(f"run {handle.run_id} interrupted") from None
+    return handle.result()
+
+
+def _execute(
+    handle: RunHandle,
+    dag: DAG,
+    params: dict[str, Any],
+    store: Store,
+    run_row: dict[str, Any],
+    client: Any,
+    n_workers: int | None,
+) -> None:
+    writer = store.writer()
+    recorder = RunRecorder(writer, handle.run_id)
+    recorder.start_run(run_row)
+    status, error, failure = RunStatus.FAILED, None, None
+    pools: Pools | None = None
+    engine: Engine | None = None
+    try:
+        pools = Pools(Pool("client", client) if client is not None else local_pool(n_workers))
+        writer.update(
+            "runs",
+            {"run_id": handle.run_id},
+            {"cluster": "; ".join(p.describe() for p in pools.all())},
+        )
+        engine = Engine(
+            handle.run_id, dag, params, pools, recorder, handle.inbox, handle.publish,
+            str(store.root),
+        )
+        status = engine.run()
+        if status is RunStatus.INTERRUPTED:
+            error = engine.cancel_reason
+    except BaseException as exc:
+        status, error, failure = RunStatus.FAILED, describe_exception(exc), exc
+    finally:
+        try:
+            if engine is not None:
+                engine.close()
+            n_tasks = sum(engine.counts.values()) if engine else 0
+            recorder.finish_run(status, n_tasks, error)
+            writer.close()
+        except BaseException as exc:
+            failure = failure or exc
+        finally:
+            if pools is not None:
+                pools.close()
+            _ACTIVE.discard(handle)
+    if failure is not None:
+        handle.future.set_exception(failure)
+        return
+    assert engine is not None
+    handle.future.set_result(
+        RunResult(
+            run_id=handle.run_id,
+            status=status,
+            store_path=store.root,
+            states={i.task_id: i.state for i in engine.graph.instances.values()},
+            errors={
+                i.task_id: i.error
+                for i in engine.graph.instances.values()
+                if i.error is not None and i.counted
+            },
+            progress=handle.progress(),
+        )
+    )
+
+
+def _run_row(dag: DAG, params: dict[str, Any]) -> dict[str, Any]:
+    import dask
+    import distributed
+
+    from .. import __version__
+
+    source = dag.source_file
+    return {
+        "dag_name": dag.name,
+        "dag_file": str(source) if source else None,
+        "dag_file_hash": hashlib.sha256(source.read_bytes()).hexdigest() if source else None,
+        "params": params,
+        "user": getpass.getuser(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "provtask_version": __version__,
+        "python_version": platform.python_version(),
+        "dask_version": dask.__version__,
+        "distributed_version": distributed.__version__,
+        "started_at": time.time(),
+    }
+
+
+@atexit.register
+def _interrupt_active_runs() -> None:
+    """A script that exits while runs go on records them as interrupted, not running."""
+    for handle in list(_ACTIVE):
+        handle.cancel("the Python process exited")
+    for handle in list(_ACTIVE):
+        handle.wait(EXIT_GRACE)
+
+
+__all__ = ["check_runnable", "new_run_id", "run", "submit"]

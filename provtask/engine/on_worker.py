@@ -1,0 +1,139 @@
+"""What runs inside Dask workers: the per-run plugin and the attempt wrapper.
+
+The plugin ships a run's task functions to each worker once (so nothing but a small tuple
+is pickled per task) and announces the worker. ``execute_attempt`` runs one try of a task,
+measures it, stores its output as an artifact, and reports the attempt's provenance to the
+driver as a Dask event; the value itself stays in worker memory for downstream tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from distributed import get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from ..store.artifacts import ArtifactFiles, make_artifact
+
+TRACEBACK_LIMIT = 20_000  # characters kept of a traceback
+_RSS_UNIT = 1024  # ru_maxrss is in KiB on Linux
+
+
+class AttemptCall(NamedTuple):
+    """The per-task payload: which function of which run, and how to pick map elements."""
+
+    run_id: str
+    function: int  # index into the run's function table
+    key: str
+    picks: tuple[tuple[int, int], ...] = ()  # (argument position, element index)
+
+
+class FailedAttempt:
+    """Returned instead of a value when the task raised; the driver never passes it on."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "FAILED"
+
+
+FAILED = FailedAttempt()
+
+
+class RunContext(NamedTuple):
+    topic: str
+    functions: tuple[Callable, ...]
+    files: ArtifactFiles
+    worker: str
+    hostname: str
+    slurm_job_id: str | None
+
+
+_RUNS: dict[str, RunContext] = {}
+
+
+class RunPlugin(WorkerPlugin):
+    """Installs a run's function table on every worker, including workers that join later."""
+
+    def __init__(self, run_id: str, topic: str, store_root: str, functions: tuple[Callable, ...]):
+        self.run_id = run_id
+        self.topic = topic
+        self.store_root = store_root
+        self.functions = functions
+        self.name = f"provtask-{run_id}"
+
+    def setup(self, worker: Any) -> None:
+        context = RunContext(
+            topic=self.topic,
+            functions=self.functions,
+            files=ArtifactFiles(self.store_root),
+            worker=worker.address,
+            hostname=socket.gethostname(),
+            slurm_job_id=os.environ.get("SLURM_JOB_ID"),
+        )
+        _RUNS[self.run_id] = context
+        worker.log_event(
+            self.topic,
+            {
+                "op": "worker",
+                "worker": worker.address,
+                "name": str(worker.name),
+                "host": context.hostname,
+                "pid": os.getpid(),
+                "nthreads": worker.state.nthreads,
+                "memory_limit": worker.memory_manager.memory_limit,
+                "slurm_job_id": context.slurm_job_id,
+                "time": time.time(),
+            },
+        )
+
+    def teardown(self, worker: Any) -> None:
+        _RUNS.pop(self.run_id, None)
+
+
+def _record_failure(report: dict[str, Any], exc: BaseException, message: str) -> None:
+    report["status"] = "failed"
+    report["exc_type"] = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    report["exc_message"] = message
+    report["traceback"] = "".join(traceback.format_exception(exc))[-TRACEBACK_LIMIT:]
+
+
+def execute_attempt(call: AttemptCall, args: tuple, kwargs: dict) -> Any:
+    """Run one attempt of a task and report it; returns the value (or ``FAILED``)."""
+    context = _RUNS[call.run_id]
+    report: dict[str, Any] = {"op": "attempt", "key": call.key, "started": time.time()}
+    cpu_start = time.thread_time()
+    value: Any = FAILED
+    try:
+        if call.picks:
+            args = list(args)
+            for position, index in call.picks:
+                args[position] = args[position][index]
+        value = context.functions[call.function](*args, **kwargs)
+    except BaseException as exc:  # the task's own failure: reported, not raised
+        _record_failure(report, exc, str(exc))
+    else:
+        try:
+            artifact = make_artifact(value, context.files)
+        except (TypeError, OSError) as exc:
+            value = FAILED
+            _record_failure(report, exc, f"the task's result could not be stored: {exc}")
+        else:
+            report["status"] = "success"
+            report["artifact"] = artifact._asdict()
+            report["n_items"] = len(value) if isinstance(value, list | tuple) else None
+    report["ended"] = time.time()
+    report["cpu_time"] = time.thread_time() - cpu_start
+    report["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _RSS_UNIT
+    report["worker"] = context.worker
+    report["hostname"] = context.hostname
+    report["pid"] = os.getpid()
+    report["slurm_job_id"] = context.slurm_job_id
+    get_worker().log_event(context.topic, report)
+    return value

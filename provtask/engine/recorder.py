@@ -1,0 +1,170 @@
+"""Turns what the engine observes into store rows (the engine never writes SQL itself)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from ..states import AttemptStatus, RunStatus, TaskState
+from ..store.writer import StoreWriter
+from .rungraph import Instance
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=repr, sort_keys=True)
+
+
+class RunRecorder:
+    """Provenance of one run, queued on the run's store writer."""
+
+    def __init__(self, writer: StoreWriter, run_id: str) -> None:
+        self.writer = writer
+        self.run_id = run_id
+
+    def start_run(self, row: dict[str, Any]) -> None:
+        self.writer.insert(
+            "runs",
+            {**row, "run_id": self.run_id, "params": _json(row["params"]),
+             "status": RunStatus.RUNNING.value, "heartbeat_at": row["started_at"]},
+        )
+
+    def heartbeat(self, n_tasks: int) -> None:
+        self.writer.update(
+            "runs", {"run_id": self.run_id}, {"heartbeat_at": time.time(), "n_tasks": n_tasks}
+        )
+
+    def finish_run(self, status: RunStatus, n_tasks: int, error: str | None = None) -> None:
+        now = time.time()
+        self.writer.update(
+            "runs",
+            {"run_id": self.run_id},
+            {"status": status.value, "ended_at": now, "heartbeat_at": now,
+             "n_tasks": n_tasks, "error": error},
+        )
+
+    def add_tasks(self, instances: list[Instance]) -> None:
+        for inst in instances:
+            task = inst.task
+            self.writer.insert(
+                "tasks",
+                {
+                    "run_id": self.run_id,
+                    "task_id": inst.task_id,
+                    "name": task.name,
+                    "function": task.function,
+                    "kind": inst.kind,
+                    "parent": inst.parent.task_id if inst.parent else None,
+                    "code_hash": task.code_hash,
+                    "partition": task.resources.partition,
+                    "resources": _json(task.resources.to_record()),
+                    "state": inst.state.value,
+                    "attempts": 0,
+                },
+            )
+
+    def add_edges(self, edges: list[tuple[str, str, str]]) -> None:
+        for source, target, kind in edges:
+            self.writer.insert(
+                "edges", {"run_id": self.run_id, "source": source, "target": target, "kind": kind}
+            )
+
+    def task_state(self, inst: Instance, **changes: Any) -> None:
+        """Record the instance's current state, plus any extra columns."""
+        changes["state"] = inst.state.value
+        if inst.error is not None:
+            changes["error"] = inst.error
+        if inst.output_hash is not None:
+            changes["output_hash"] = inst.output_hash
+        if inst.ended_at is not None:
+            changes["started_at"], changes["ended_at"] = inst.started_at, inst.ended_at
+        self.writer.update("tasks", {"run_id": self.run_id, "task_id": inst.task_id}, changes)
+
+    def task_submitted(
+        self, inst: Instance, inputs: list[dict[str, Any]], input_hash: str, partition: str
+    ) -> None:
+        """The first attempt of a task goes out: its inputs are final now."""
+        self.writer.update(
+            "tasks",
+            {"run_id": self.run_id, "task_id": inst.task_id},
+            {"state": TaskState.RUNNING.value, "inputs": _json(inputs),
+             "input_hash": input_hash, "ready_at": time.time()},
+        )
+        self.attempt_submitted(inst, partition)
+
+    def attempt_submitted(self, inst: Instance, partition: str) -> None:
+        now = time.time()
+        self.writer.update(
+            "tasks", {"run_id": self.run_id, "task_id": inst.task_id}, {"attempts": inst.attempt}
+        )
+        self.writer.insert(
+            "attempts",
+            {
+                "run_id": self.run_id,
+                "task_id": inst.task_id,
+                "attempt": inst.attempt,
+                "key": inst.key,
+                "status": AttemptStatus.RUNNING.value,
+                "partition": partition,
+                "submitted_at": now,
+            },
+        )
+
+    def attempt_finished(self, inst: Instance, attempt: int, report: dict[str, Any]) -> None:
+        """Record an attempt from the worker's report (see ``on_worker.execute_attempt``)."""
+        artifact = report.get("artifact")
+        if artifact is not None:
+            self.writer.insert("artifacts", {**artifact, "created_at": report["ended"]}, ignore=True)
+        self.writer.update(
+            "attempts",
+            {"run_id": self.run_id, "task_id": inst.task_id, "attempt": attempt},
+            {
+                "status": report["status"],
+                "started_at": report.get("started"),
+                "ended_at": report.get("ended"),
+                "worker": report.get("worker"),
+                "hostname": report.get("hostname"),
+                "pid": report.get("pid"),
+                "slurm_job_id": report.get("slurm_job_id"),
+                "cpu_time": report.get("cpu_time"),
+                "peak_rss": report.get("peak_rss"),
+                "exc_type": report.get("exc_type"),
+                "exc_message": report.get("exc_message"),
+                "traceback": report.get("traceback"),
+                "output_hash": artifact["hash"] if artifact else None,
+            },
+        )
+
+    def attempt_ended_without_report(
+        self, inst: Instance, status: AttemptStatus, exc_type: str | None, message: str
+    ) -> None:
+        """An attempt lost with its worker, or cancelled, so no worker report exists."""
+        self.writer.update(
+            "attempts",
+            {"run_id": self.run_id, "task_id": inst.task_id, "attempt": inst.attempt},
+            {"status": status.value, "ended_at": time.time(), "exc_type": exc_type,
+             "exc_message": message},
+        )
+
+    def worker_connected(self, report: dict[str, Any], partition: str) -> None:
+        self.writer.insert(
+            "workers",
+            {
+                "run_id": self.run_id,
+                "worker": report["worker"],
+                "name": report["name"],
+                "host": report["host"],
+                "pid": report["pid"],
+                "nthreads": report["nthreads"],
+                "memory_limit": report["memory_limit"],
+                "partition": partition,
+                "slurm_job_id": report["slurm_job_id"],
+                "connected_at": report["time"],
+            },
+            ignore=True,
+        )
+
+    def worker_disconnected(self, worker: str, when: float) -> None:
+        self.writer.update(
+            "workers", {"run_id": self.run_id, "worker": worker}, {"disconnected_at": when}
+        )

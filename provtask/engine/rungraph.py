@@ -1,0 +1,303 @@
+"""The run-time graph: one :class:`Instance` per task to execute, with dependency counting.
+
+Built from a DAG's networkx graph; ``.map`` nodes grow element instances (``name[i]``) when
+their inputs are known. Pure bookkeeping, no Dask: the engine asks what is ready, reports
+outcomes, and reads back which instances changed state.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from ..dag import DAG, MapRef, ParamRef, Ref, iter_refs
+from ..hashing import combine, value_hash
+from ..states import TaskState
+from ..store.artifacts import preview
+from ..tasks import TaskDef
+
+
+@dataclass(eq=False)
+class Instance:
+    """One task of a run: a DAG call, a ``.map`` node, or one element of a map."""
+
+    seq: int
+    task_id: str
+    task: TaskDef
+    kind: str  # "call" | "map" | "element"
+    args: tuple
+    kwargs: dict
+    parent: Instance | None = None
+    picks: tuple[tuple[int, int], ...] = ()
+    state: TaskState = TaskState.PENDING
+    waiting: int = 0  # prerequisites not yet satisfied
+    on_success: list[Instance] = field(default_factory=list)
+    on_expand: list[Instance] = field(default_factory=list)  # maps chained element-wise
+    children: list[Instance] = field(default_factory=list)
+    unfinished_children: int = 0
+    attempt: int = 0
+    future: Any = None
+    key: str | None = None
+    output_hash: str | None = None
+    n_items: int | None = None
+    error: str | None = None
+    started_at: float | None = None  # of the attempt that decided the state
+    ended_at: float | None = None
+
+    @property
+    def counted(self) -> bool:
+        """Map nodes are containers; progress counts only what actually runs."""
+        return self.kind != "map"
+
+
+class RunGraph:
+    """Instances of a run and the transitions between their states."""
+
+    def __init__(self, dag: DAG, params: dict[str, Any]) -> None:
+        self.dag = dag
+        self.params = params
+        self.instances: dict[str, Instance] = {}
+        self.ready: deque[Instance] = deque()
+        self.changed: list[Instance] = []
+        self.new_edges: list[tuple[str, str, str]] = []
+        self._constant_hashes: dict[int, str] = {}
+        graph = dag.graph
+        for node_id in _topological(dag):
+            data = graph.nodes[node_id]
+            self._add(node_id, data["task"], data["kind"], data["args"], data["kwargs"])
+        for node_id, inst in self.instances.items():
+            elementwise = {
+                it.node_id for it in inst.args if inst.kind == "map" and isinstance(it, MapRef)
+            }
+            for pred in graph.predecessors(node_id):
+                source = self.instances[pred]
+                if pred in elementwise:
+                    source.on_expand.append(inst)
+                else:
+                    source.on_success.append(inst)
+                inst.waiting += 1
+        for inst in self.instances.values():
+            if inst.waiting == 0:
+                self.ready.append(inst)
+
+    def _add(self, task_id: str, task: TaskDef, kind: str, args: tuple, kwargs: dict, **extra):
+        inst = Instance(len(self.instances), task_id, task, kind, args, kwargs, **extra)
+        self.instances[task_id] = inst
+        return inst
+
+    # -- transitions ------------------------------------------------------------------------
+    def set_state(self, inst: Instance, state: TaskState, error: str | None = None) -> None:
+        inst.state = state
+        if error is not None:
+            inst.error = error
+        self.changed.append(inst)
+
+    def _satisfy(self, inst: Instance) -> None:
+        inst.waiting -= 1
+        if inst.waiting == 0 and inst.state is TaskState.PENDING:
+            self.ready.append(inst)
+
+    def succeed(self, inst: Instance) -> None:
+        """The instance produced its output: release what waits on it."""
+        finished = [inst]
+        while finished:
+            done = finished.pop()
+            self.set_state(done, TaskState.SUCCESS)
+            for dependent in done.on_success:
+                self._satisfy(dependent)
+            parent = done.parent
+            if parent is not None:
+                parent.unfinished_children -= 1
+                if parent.unfinished_children == 0:
+                    if any(not c.state.ok for c in parent.children):
+                        self.fail(parent, TaskState.FAILED, "an element of this map did not succeed")
+                    else:
+                        parent.output_hash = combine([c.output_hash for c in parent.children])
+                        finished.append(parent)
+
+    def fail(self, inst: Instance, state: TaskState, error: str | None = None) -> None:
+        """The instance will never produce output; everything downstream is upstream_failed."""
+        work = [(inst, state, error)]
+        while work:
+            current, current_state, current_error = work.pop()
+            self.set_state(current, current_state, current_error)
+            for dependent in current.on_success + current.on_expand:
+                if dependent.state is TaskState.PENDING:
+                    work.append(
+                        (dependent, TaskState.UPSTREAM_FAILED, f"upstream {current.task_id} failed")
+                    )
+            parent = current.parent
+            if parent is not None and parent.state is TaskState.RUNNING:
+                parent.unfinished_children -= 1
+                if parent.unfinished_children == 0:
+                    failed = any(c.state is TaskState.FAILED for c in parent.children)
+                    work.append(
+                        (
+                            parent,
+                            TaskState.FAILED if failed else TaskState.UPSTREAM_FAILED,
+                            "an element of this map did not succeed",
+                        )
+                    )
+
+    def cancel_unfinished(self) -> list[Instance]:
+        """Mark every unfinished instance cancelled (the run was interrupted)."""
+        cancelled = [i for i in self.instances.values() if not i.state.finished]
+        for inst in cancelled:
+            self.set_state(inst, TaskState.CANCELLED)
+        return cancelled
+
+    def expand(self, node: Instance) -> list[Instance]:
+        """Create the elements of a ready map node; returns them (empty if the map failed)."""
+        lengths = []
+        for position, iterable in enumerate(node.args):
+            length = self._length(iterable)
+            if length is None:
+                source = iterable.node_id if isinstance(iterable, Ref) else f"argument {position}"
+                self.fail(
+                    node,
+                    TaskState.FAILED,
+                    f"{node.task.name}.map() cannot fan out over the output of {source}: "
+                    "it is not a list or tuple",
+                )
+                return []
+            lengths.append(length)
+        if len(set(lengths)) > 1:
+            self.fail(
+                node,
+                TaskState.FAILED,
+                f"{node.task.name}.map() iterables have different lengths {lengths}",
+            )
+            return []
+        count = lengths[0]
+        self.set_state(node, TaskState.RUNNING)
+        node.unfinished_children = count
+        for index in range(count):
+            node.children.append(self._element(node, index))
+        for dependent in node.on_expand:
+            self._satisfy(dependent)
+        if count == 0:
+            node.output_hash = combine([])
+            self.succeed(node)
+        return node.children
+
+    def _length(self, iterable: Any) -> int | None:
+        if isinstance(iterable, MapRef):
+            return len(self.instances[iterable.node_id].children)
+        if isinstance(iterable, Ref):
+            return self.instances[iterable.node_id].n_items
+        if isinstance(iterable, ParamRef):
+            value = self.params[iterable.name]
+            return len(value) if isinstance(value, list | tuple) else None
+        return len(iterable)
+
+    def _element(self, node: Instance, index: int) -> Instance:
+        args: list[Any] = []
+        picks: list[tuple[int, int]] = []
+        waits_on: list[Instance] = []
+        for position, iterable in enumerate(node.args):
+            if isinstance(iterable, MapRef):
+                source = self.instances[iterable.node_id].children[index]
+                args.append(Ref(self.dag, source.task_id))
+                waits_on.append(source)
+            elif isinstance(iterable, Ref):
+                args.append(iterable)
+                picks.append((position, index))
+            elif isinstance(iterable, ParamRef):
+                args.append(self.params[iterable.name][index])
+            else:
+                args.append(iterable[index])
+        element = self._add(
+            f"{node.task_id}[{index}]",
+            node.task,
+            "element",
+            tuple(args),
+            node.kwargs,
+            parent=node,
+            picks=tuple(picks),
+        )
+        for source in {id(s): s for s in waits_on}.values():
+            self.new_edges.append((source.task_id, element.task_id, "data"))
+            if source.state.ok:
+                continue
+            if source.state.finished:
+                self.fail(element, TaskState.UPSTREAM_FAILED, f"upstream {source.task_id} failed")
+                return element
+            source.on_success.append(element)
+            element.waiting += 1
+        for iterable in node.args:
+            if isinstance(iterable, Ref) and not isinstance(iterable, MapRef):
+                self.new_edges.append((iterable.node_id, element.task_id, "data"))
+        if element.waiting == 0:
+            self.ready.append(element)
+        return element
+
+    # -- arguments and their identities -----------------------------------------------------
+    def resolve(self, template: Any) -> Any:
+        """Arguments with Refs replaced by futures (lists of futures for maps) and params by values."""
+        if isinstance(template, Ref):
+            inst = self.instances[template.node_id]
+            if inst.kind == "map":
+                return [child.future for child in inst.children]
+            return inst.future
+        if isinstance(template, ParamRef):
+            return self.params[template.name]
+        if isinstance(template, list | tuple):
+            resolved = [self.resolve(item) for item in template]
+            return resolved if isinstance(template, list) else tuple(resolved)
+        if isinstance(template, dict):
+            return {self.resolve(k): self.resolve(v) for k, v in template.items()}
+        if isinstance(template, set | frozenset):
+            return type(template)(self.resolve(item) for item in template)
+        return template
+
+    def describe_inputs(self, inst: Instance) -> tuple[list[dict[str, Any]], str]:
+        """Readable inputs with their identities, and one hash over all of them."""
+        names = list(inst.task.signature.parameters)
+        picked = dict(inst.picks)
+        described = []
+        for position, value in enumerate(inst.args):
+            name = names[position] if position < len(names) else f"args[{position}]"
+            described.append(self._describe(name, value, picked.get(position)))
+        for name, value in inst.kwargs.items():
+            described.append(self._describe(name, value, None))
+        digest = combine([f"{d['name']}={d['hash']}" for d in described])
+        return described, digest
+
+    def _describe(self, name: str, value: Any, pick: int | None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": name, "hash": self._identity(value)}
+        if isinstance(value, Ref):
+            entry["task"] = value.node_id
+            if pick is not None:
+                entry["item"] = pick
+                entry["hash"] = combine([entry["hash"], str(pick)])
+        elif isinstance(value, ParamRef):
+            entry["param"] = value.name
+            entry["repr"] = preview(self.params[value.name])
+        elif not any(True for _ in iter_refs(value)):
+            entry["repr"] = preview(value)
+        else:
+            entry["tasks"] = sorted({r.node_id for r in iter_refs(value) if isinstance(r, Ref)})
+        return entry
+
+    def _identity(self, template: Any) -> str:
+        if isinstance(template, Ref):
+            return self.instances[template.node_id].output_hash or ""
+        if isinstance(template, ParamRef):
+            return value_hash(self.params[template.name])
+        if isinstance(template, list | tuple) and any(True for _ in iter_refs(template)):
+            return combine([type(template).__name__, *(self._identity(t) for t in template)])
+        if isinstance(template, dict) and any(True for _ in iter_refs(template)):
+            items = sorted(f"{self._identity(k)}:{self._identity(v)}" for k, v in template.items())
+            return combine(["dict", *items])
+        key = id(template)
+        if key not in self._constant_hashes:
+            self._constant_hashes[key] = value_hash(template)
+        return self._constant_hashes[key]
+
+
+def _topological(dag: DAG) -> list[str]:
+    return list(nx.topological_sort(dag.graph))
+

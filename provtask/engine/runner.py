@@ -1,0 +1,305 @@
+"""The engine: drives one run of a DAG on Dask pools and records its provenance.
+
+::
+
+    RunGraph ──ready──▶ Engine._submit ──client.map──▶ workers: execute_attempt
+        ▲                                                  │ value stays in worker memory
+        │ succeed / fail / expand                          │ report ──Dask event──┐
+        └──────── Engine._on_report ◀── inbox (queue) ◀────────────────────────┘
+                         │
+                         └──▶ RunRecorder ──▶ StoreWriter (batched transactions)
+
+Task values never travel to the driver: downstream tasks receive upstream futures, and the
+driver learns outcomes from small per-attempt reports. Lost attempts (a dead worker) show up
+as errored futures, found by a periodic scan.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from ..dag import DAG
+from ..states import AttemptStatus, RunStatus, TaskState
+from .on_worker import AttemptCall, RunPlugin, execute_attempt
+from .pools import Pool, Pools
+from .progress import Progress
+from .recorder import RunRecorder
+from .rungraph import Instance, RunGraph
+
+SCAN_INTERVAL = 0.5  # s between checks of in-flight futures for lost attempts
+HEARTBEAT_INTERVAL = 5.0  # s between run heartbeats in the store
+WORKER_POLL_INTERVAL = 2.0  # s between checks for departed workers
+REPORT_GRACE = 30.0  # s a finished future may wait for its report before it counts as lost
+PROGRESS_INTERVAL = 0.1  # s between progress snapshots
+
+
+class Cancel:
+    """Inbox message: stop the run."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class Engine:
+    """Runs one DAG to completion (or interruption) on the given pools."""
+
+    def __init__(
+        self,
+        run_id: str,
+        dag: DAG,
+        params: dict[str, Any],
+        pools: Pools,
+        recorder: RunRecorder,
+        inbox: queue.SimpleQueue,
+        publish: Callable[[Progress], None],
+        store_root: str,
+    ) -> None:
+        self.run_id = run_id
+        self.dag = dag
+        self.pools = pools
+        self.recorder = recorder
+        self.inbox = inbox
+        self.publish = publish
+        self.store_root = store_root
+        self.topic = f"provtask-{run_id}"
+        self.graph = RunGraph(dag, params)
+        self.functions: dict[Callable, int] = {}
+        for inst in self.graph.instances.values():
+            self.functions.setdefault(inst.task.fn, len(self.functions))
+        self.in_flight: dict[str, tuple[Instance, int, Pool]] = {}
+        self.unreported_since: dict[str, float] = {}
+        self.workers: set[str] = set()
+        self.retry: list[Instance] = []
+        self.counts: Counter[TaskState] = Counter()
+        self.seen: dict[int, TaskState] = {}
+        self.unfinished = 0
+        self.cancel_reason: str | None = None
+
+    # -- main loop --------------------------------------------------------------------------
+    def run(self) -> RunStatus:
+        self.recorder.add_tasks(list(self.graph.instances.values()))
+        self.recorder.add_edges(
+            [(u, v, d["kind"]) for u, v, d in self.dag.graph.edges(data=True)]
+        )
+        self._note_changes(list(self.graph.instances.values()))
+        functions = tuple(self.functions)
+        for pool in self.pools.all():
+            pool.client.subscribe_topic(self.topic, self._event_handler(pool))
+            pool.client.register_plugin(
+                RunPlugin(self.run_id, self.topic, self.store_root, functions)
+            )
+        self._advance()
+        next_scan = next_beat = next_poll = next_publish = time.monotonic()
+        while self.unfinished and self.cancel_reason is None:
+            self._drain_inbox(timeout=SCAN_INTERVAL)
+            self._advance()
+            now = time.monotonic()
+            if now >= next_scan:
+                self._scan_in_flight()
+                next_scan = now + SCAN_INTERVAL
+            if now >= next_beat:
+                self.recorder.heartbeat(self._n_counted())
+                next_beat = now + HEARTBEAT_INTERVAL
+            if now >= next_poll:
+                self._poll_workers()
+                next_poll = now + WORKER_POLL_INTERVAL
+            if now >= next_publish:
+                self.publish(Progress.from_counts(self.counts))
+                next_publish = now + PROGRESS_INTERVAL
+        if self.cancel_reason is not None:
+            self._cancel_all()
+            status = RunStatus.INTERRUPTED
+        else:
+            ok = all(s.ok for s in self.counts.elements())
+            status = RunStatus.SUCCESS if ok else RunStatus.FAILED
+        self.publish(Progress.from_counts(self.counts))
+        return status
+
+    def close(self) -> None:
+        """Detach from the pools and mark workers as released."""
+        now = time.time()
+        for worker in self.workers:
+            self.recorder.worker_disconnected(worker, now)
+        for pool in self.pools.all():
+            if pool.client.status == "running":
+                pool.client.unsubscribe_topic(self.topic)
+                pool.client.unregister_worker_plugin(f"provtask-{self.run_id}")
+
+    def _n_counted(self) -> int:
+        return sum(self.counts.values())
+
+    def _event_handler(self, pool: Pool) -> Callable[[tuple[float, dict]], None]:
+        def handler(event: tuple[float, dict]) -> None:
+            self.inbox.put((pool, event[1]))
+
+        return handler
+
+    def _drain_inbox(self, timeout: float) -> None:
+        try:
+            message = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return
+        while True:
+            if isinstance(message, Cancel):
+                self.cancel_reason = message.reason
+                return
+            pool, report = message
+            if report["op"] == "attempt":
+                self._on_report(report)
+            elif report["op"] == "worker":
+                self.workers.add(report["worker"])
+                self.recorder.worker_connected(report, pool.name)
+            try:
+                message = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    # -- state changes ----------------------------------------------------------------------
+    def _advance(self) -> None:
+        """Expand ready maps, submit ready tasks, and record every state change."""
+        while self.graph.ready or self.retry:
+            batch = self.retry
+            self.retry = []
+            while self.graph.ready:
+                inst = self.graph.ready.popleft()
+                if inst.kind == "map":
+                    children = self.graph.expand(inst)
+                    self.recorder.add_tasks(children)
+                    self._note_changes(children)
+                else:
+                    batch.append(inst)
+            if self.graph.new_edges:
+                self.recorder.add_edges(self.graph.new_edges)
+                self.graph.new_edges = []
+            self._submit(batch)
+        self._record_changes()
+
+    def _note_changes(self, instances: list[Instance]) -> None:
+        """Count newly known instances in the progress and in the unfinished total."""
+        for inst in instances:
+            if inst.seq not in self.seen:
+                self.seen[inst.seq] = inst.state
+                self.unfinished += not inst.state.finished
+                if inst.counted:
+                    self.counts[inst.state] += 1
+
+    def _record_changes(self) -> None:
+        changed, self.graph.changed = self.graph.changed, []
+        for inst in {id(i): i for i in changed}.values():
+            previous = self.seen.get(inst.seq)
+            if previous is None:
+                self._note_changes([inst])
+                previous = inst.state
+            if previous is not inst.state:
+                self.seen[inst.seq] = inst.state
+                self.unfinished -= inst.state.finished and not previous.finished
+                if inst.counted:
+                    self.counts[previous] -= 1
+                    self.counts[inst.state] += 1
+            if inst.state is not TaskState.RUNNING or inst.kind == "map":
+                self.recorder.task_state(inst)
+
+    # -- submission -------------------------------------------------------------------------
+    def _submit(self, batch: list[Instance]) -> None:
+        by_pool: dict[int, tuple[Pool, list[Instance]]] = {}
+        for inst in batch:
+            pool = self.pools.pool_for(inst.task)
+            by_pool.setdefault(id(pool), (pool, []))[1].append(inst)
+        for pool, instances in by_pool.values():
+            calls, arguments, keywords, keys = [], [], [], []
+            for inst in instances:
+                inst.attempt += 1
+                inst.key = f"{inst.task.name}-{self.run_id}-{inst.seq}.{inst.attempt}"
+                if inst.attempt == 1:
+                    inputs, input_hash = self.graph.describe_inputs(inst)
+                    self.recorder.task_submitted(inst, inputs, input_hash, pool.name)
+                    self.graph.set_state(inst, TaskState.RUNNING)
+                else:
+                    self.recorder.attempt_submitted(inst, pool.name)
+                calls.append(
+                    AttemptCall(self.run_id, self.functions[inst.task.fn], inst.key, inst.picks)
+                )
+                arguments.append(self.graph.resolve(inst.args))
+                keywords.append(self.graph.resolve(inst.kwargs))
+                keys.append(inst.key)
+                self.in_flight[inst.key] = (inst, inst.attempt, pool)
+            futures = pool.client.map(
+                execute_attempt, calls, arguments, keywords, key=keys, pure=False
+            )
+            for inst, future in zip(instances, futures, strict=True):
+                inst.future = future
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def _on_report(self, report: dict[str, Any]) -> None:
+        entry = self.in_flight.pop(report["key"], None)
+        if entry is None:
+            return  # a duplicate report: Dask reran a task whose worker died after it finished
+        inst, attempt, _ = entry
+        self.unreported_since.pop(report["key"], None)
+        self.recorder.attempt_finished(inst, attempt, report)
+        inst.started_at, inst.ended_at = report["started"], report["ended"]
+        if report["status"] == "success":
+            inst.output_hash = report["artifact"]["hash"]
+            inst.n_items = report.get("n_items")
+            self.graph.succeed(inst)
+        else:
+            self._attempt_failed(inst, f"{report['exc_type']}: {report['exc_message']}")
+
+    def _attempt_failed(self, inst: Instance, error: str) -> None:
+        if inst.attempt <= inst.task.resources.retries:
+            self.retry.append(inst)
+        else:
+            self.graph.fail(inst, TaskState.FAILED, error)
+
+    def _scan_in_flight(self) -> None:
+        """Find attempts whose future errored (worker lost) or that never reported."""
+        now = time.monotonic()
+        for key, (inst, _, _) in list(self.in_flight.items()):
+            status = inst.future.status
+            if status == "finished":
+                since = self.unreported_since.setdefault(key, now)
+                if now - since > REPORT_GRACE:
+                    self._lost(key, inst, None, "finished without a provenance report")
+            elif status in ("error", "cancelled", "lost"):
+                exception = inst.future.exception() if status == "error" else None
+                self._lost(key, inst, exception, f"the cluster reported the task as {status}")
+
+    def _lost(self, key: str, inst: Instance, exc: BaseException | None, what: str) -> None:
+        del self.in_flight[key]
+        self.unreported_since.pop(key, None)
+        exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}" if exc else None
+        message = f"{what}: {exc}" if exc else what
+        self.recorder.attempt_ended_without_report(inst, AttemptStatus.LOST, exc_type, message)
+        self._attempt_failed(inst, message)
+
+    def _poll_workers(self) -> None:
+        present: set[str] = set()
+        for pool in self.pools.all():
+            present |= set(pool.client.scheduler_info(n_workers=-1).get("workers", {}))
+        now = time.time()
+        for worker in self.workers - present:
+            self.recorder.worker_disconnected(worker, now)
+        self.workers &= present
+
+    def _cancel_all(self) -> None:
+        for pool in self.pools.all():
+            futures = [inst.future for inst, _, p in self.in_flight.values() if p is pool]
+            if futures and pool.client.status == "running":
+                pool.client.cancel(futures)
+        for inst, _, _ in self.in_flight.values():
+            self.recorder.attempt_ended_without_report(
+                inst, AttemptStatus.CANCELLED, None, f"run interrupted: {self.cancel_reason}"
+            )
+        self.in_flight.clear()
+        self.graph.cancel_unfinished()
+        self._record_changes()
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One-line cause plus the traceback, for the run's error column."""
+    return f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc))

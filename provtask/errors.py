@@ -1,0 +1,61 @@
+"""The error tree of provtask: every error a user can cause derives from ``ProvtaskError``.
+
+Each error carries an ``exit_code`` that the CLI returns, and a message that says what went
+wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class ProvtaskError(Exception):
+    """Root of all provtask errors."""
+
+    exit_code = 1
+
+
+class ResourceError(ProvtaskError, ValueError):
+    """A task's resource request is invalid (raised at decoration time)."""
+
+    exit_code = 2
+
+
+class DAGError(ProvtaskError):
+    """A DAG is malformed: a cycle, an unknown name, a duplicate id, a bad call."""
+
+    exit_code = 2
+
+
+class ParamError(DAGError):
+    """A DAG parameter is unknown or cannot be converted."""
+
+
+class DAGFileError(ProvtaskError):
+    """A DAG file is missing, fails to import, or defines no (or several) DAGs."""
+
+    exit_code = 2
+
+
+class StoreError(ProvtaskError):
+    """The provenance store cannot be opened, migrated or read."""
+
+
+class NotFoundError(StoreError):
+    """A run, task or artifact asked for is not in the store."""
+
+
+class IntegrityError(StoreError):
+    """Stored bytes no longer match their recorded hash; nothing was unpickled."""
+
+
+class RunFailed(ProvtaskError):
+    """A run finished with failed tasks (the run itself is recorded in the store)."""
+
+    def __init__(self, message: str, result: object | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class RunInterrupted(ProvtaskError):
+    """A run was stopped by Ctrl-C, SIGTERM or ``RunHandle.cancel``."""
+
+    exit_code = 130

@@ -1,0 +1,162 @@
+"""The store's SQLite schema, versioned with ``PRAGMA user_version`` and applied by migrations.
+
+Times are UNIX epoch seconds (REAL); structured fields are JSON text. Add a migration to
+change the schema — never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+from ..errors import StoreError
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _v1_initial(db: sqlite_utils.Database) -> None:
+    db["runs"].create(
+        {
+            "run_id": str,
+            "dag_name": str,
+            "dag_file": str,
+            "dag_file_hash": str,
+            "params": str,
+            "status": str,
+            "user": str,
+            "host": str,
+            "pid": int,
+            "cluster": str,
+            "provtask_version": str,
+            "python_version": str,
+            "dask_version": str,
+            "distributed_version": str,
+            "n_tasks": int,
+            "started_at": float,
+            "ended_at": float,
+            "heartbeat_at": float,
+            "error": str,
+        },
+        pk="run_id",
+    )
+    db["tasks"].create(
+        {
+            "run_id": str,
+            "task_id": str,
+            "name": str,
+            "function": str,
+            "kind": str,
+            "parent": str,
+            "code_hash": str,
+            "partition": str,
+            "resources": str,
+            "inputs": str,
+            "input_hash": str,
+            "state": str,
+            "attempts": int,
+            "output_hash": str,
+            "ready_at": float,
+            "started_at": float,
+            "ended_at": float,
+            "error": str,
+        },
+        pk=("run_id", "task_id"),
+    )
+    db["attempts"].create(
+        {
+            "run_id": str,
+            "task_id": str,
+            "attempt": int,
+            "key": str,
+            "status": str,
+            "partition": str,
+            "submitted_at": float,
+            "started_at": float,
+            "ended_at": float,
+            "worker": str,
+            "hostname": str,
+            "pid": int,
+            "slurm_job_id": str,
+            "cpu_time": float,
+            "peak_rss": int,
+            "exc_type": str,
+            "exc_message": str,
+            "traceback": str,
+            "output_hash": str,
+        },
+        pk=("run_id", "task_id", "attempt"),
+    )
+    db["workers"].create(
+        {
+            "run_id": str,
+            "worker": str,
+            "name": str,
+            "host": str,
+            "pid": int,
+            "nthreads": int,
+            "memory_limit": int,
+            "partition": str,
+            "slurm_job_id": str,
+            "connected_at": float,
+            "disconnected_at": float,
+        },
+        pk=("run_id", "worker"),
+    )
+    db["edges"].create(
+        {"run_id": str, "source": str, "target": str, "kind": str},
+        pk=("run_id", "source", "target"),
+    )
+    db["artifacts"].create(
+        {
+            "hash": str,
+            "size": int,
+            "serializer": str,
+            "type": str,
+            "preview": str,
+            "path": str,
+            "data": bytes,
+            "created_at": float,
+        },
+        pk="hash",
+    )
+    db["runs"].create_index(["started_at"])
+    db["tasks"].create_index(["run_id", "state"])
+    db["tasks"].create_index(["name"])
+    db["attempts"].create_index(["run_id", "status"])
+    db["attempts"].create_index(["output_hash"])
+
+
+MIGRATIONS: list[Migration] = [_v1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring the database to ``SCHEMA_VERSION``; each migration commits atomically.
+
+    The version is re-read inside an immediate transaction, so two processes opening a new
+    store at once apply each migration exactly once.
+    """
+    conn = db.conn
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"this store has schema version {version}, newer than this provtask "
+                    f"understands ({SCHEMA_VERSION}); upgrade provtask to read it"
+                )
+            if version == SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return version
+            MIGRATIONS[version](db)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"migrating the store past schema version {version} failed: {exc}") from exc
+            raise

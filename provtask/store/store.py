@@ -1,0 +1,222 @@
+"""The provenance store: open (creating and migrating) a store folder, and query it.
+
+Queries return pandas DataFrames with real dtypes: timestamps as UTC datetimes, durations as
+timedeltas, states as categoricals. Filters are SQL parameters, never text pasted into SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+
+from ..errors import NotFoundError, StoreError
+from ..states import AttemptStatus, RunStatus, TaskState
+from .artifacts import ArtifactFiles, check_hash, load_verified
+from .connection import DB_NAME, connect
+from .schema import migrate
+from .writer import StoreWriter
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_STORE = "store"
+_TIME_COLUMNS = (
+    "started_at",
+    "ended_at",
+    "heartbeat_at",
+    "ready_at",
+    "submitted_at",
+    "connected_at",
+    "disconnected_at",
+    "created_at",
+)
+
+
+def default_store_path() -> Path:
+    """``$PROVTASK_STORE`` if set, else ``./store``."""
+    return Path(os.environ.get("PROVTASK_STORE") or DEFAULT_STORE)
+
+
+class Store:
+    """A provenance store folder: ``provtask.db`` plus ``artifacts/``."""
+
+    def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True) -> None:
+        self.root = Path(path) if path is not None else default_store_path()
+        if not create and not (self.root / DB_NAME).exists():
+            raise NotFoundError(
+                f"no provenance store at {self.root} (no {DB_NAME}); run a DAG first or pass "
+                "--store DIR / set PROVTASK_STORE"
+            )
+        try:
+            self.conn = connect(self.root, create=create)
+            self.db = sqlite_utils.Database(self.conn)
+            migrate(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the store database {self.root / DB_NAME}: {exc}") from exc
+        self.files = ArtifactFiles(self.root)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def writer(self) -> StoreWriter:
+        """A batched writer on its own connection (one per run)."""
+        return StoreWriter(connect(self.root, create=False))
+
+    # -- runs -------------------------------------------------------------------------------
+    def resolve_run(self, ref: str) -> str:
+        """A full run id from ``latest``, a full id or a unique prefix."""
+        if ref == "latest":
+            row = self.conn.execute(
+                "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"the store {self.root} has no runs yet")
+            return row[0]
+        rows = self.conn.execute(
+            "SELECT run_id FROM runs WHERE run_id = ? OR substr(run_id, 1, ?) = ? LIMIT 3",
+            (ref, len(ref), ref),
+        ).fetchall()
+        exact = [r[0] for r in rows if r[0] == ref]
+        if exact:
+            return exact[0]
+        if not rows:
+            raise NotFoundError(f"no run {ref!r} in {self.root}; list runs with 'provtask runs'")
+        if len(rows) > 1:
+            raise NotFoundError(f"run id prefix {ref!r} is ambiguous; give more characters")
+        return rows[0][0]
+
+    def run(self, ref: str) -> dict[str, Any]:
+        """One run as a dict (params decoded), with counts of task states."""
+        run_id = self.resolve_run(ref)
+        row = self.db["runs"].get(run_id)
+        row["params"] = json.loads(row["params"] or "{}")
+        row["states"] = dict(
+            self.conn.execute(
+                "SELECT state, count(*) FROM tasks WHERE run_id = ? AND kind != 'map' "
+                "GROUP BY state",
+                (run_id,),
+            ).fetchall()
+        )
+        return row
+
+    def runs(self, dag: str | None = None, status: str | None = None, limit: int | None = None):
+        """All runs, newest first."""
+        where, params = _where({"dag_name": dag, "status": status})
+        sql = f"SELECT * FROM runs {where} ORDER BY started_at DESC"
+        if limit:
+            sql += " LIMIT ?"
+            params.append(limit)
+        frame = self._frame(sql, params)
+        frame["duration"] = frame["ended_at"] - frame["started_at"]
+        return _categorical(frame, "status", [s.value for s in RunStatus])
+
+    # -- tasks and attempts -----------------------------------------------------------------
+    def tasks(
+        self, run: str, state: str | list[str] | None = None, name: str | None = None
+    ) -> pd.DataFrame:
+        """The tasks of a run (map elements included), in the order they became known."""
+        run_id = self.resolve_run(run)
+        where, params = _where({"run_id": run_id, "state": state, "name": name})
+        frame = self._frame(f"SELECT * FROM tasks {where} ORDER BY rowid", params)
+        frame["duration"] = frame["ended_at"] - frame["started_at"]
+        return _categorical(frame, "state", [s.value for s in TaskState])
+
+    def attempts(
+        self,
+        run: str | None = None,
+        task: str | None = None,
+        status: str | list[str] | None = None,
+    ) -> pd.DataFrame:
+        """Attempts (one row per try), optionally filtered by run, task id and status."""
+        run_id = self.resolve_run(run) if run is not None else None
+        where, params = _where({"run_id": run_id, "task_id": task, "status": status})
+        frame = self._frame(f"SELECT * FROM attempts {where} ORDER BY rowid", params)
+        frame["duration"] = frame["ended_at"] - frame["started_at"]
+        frame["queue_wait"] = frame["started_at"] - frame["submitted_at"]
+        return _categorical(frame, "status", [s.value for s in AttemptStatus])
+
+    def workers(self, run: str) -> pd.DataFrame:
+        """Workers that served a run, with connect / disconnect times."""
+        where, params = _where({"run_id": self.resolve_run(run)})
+        frame = self._frame(f"SELECT * FROM workers {where} ORDER BY connected_at", params)
+        frame["lifetime"] = frame["disconnected_at"] - frame["connected_at"]
+        return frame
+
+    def edges(self, run: str) -> pd.DataFrame:
+        where, params = _where({"run_id": self.resolve_run(run)})
+        return self._frame(f"SELECT source, target, kind FROM edges {where}", params)
+
+    # -- artifacts --------------------------------------------------------------------------
+    def load_artifact(self, hash_: str) -> Any:
+        """The value of an artifact, after checking its bytes against the hash."""
+        check_hash(hash_)
+        row = self.conn.execute(
+            "SELECT path, data FROM artifacts WHERE hash = ?", (hash_,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no artifact {hash_[:12]}… in {self.root}")
+        path, data = row
+        if data is None:
+            data = self.files.read(path)
+        return load_verified(data, hash_)
+
+    def output(self, run: str, task_id: str) -> Any:
+        """The stored output of one task of a run (a list for a ``.map`` node)."""
+        run_id = self.resolve_run(run)
+        row = self.conn.execute(
+            "SELECT kind, state, output_hash FROM tasks WHERE run_id = ? AND task_id = ?",
+            (run_id, task_id),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"run {run_id} has no task {task_id!r}")
+        kind, state, output_hash = row
+        if kind == "map":
+            children = self.conn.execute(
+                "SELECT task_id FROM tasks WHERE run_id = ? AND parent = ? ORDER BY rowid",
+                (run_id, task_id),
+            ).fetchall()
+            return [self.output(run_id, child) for (child,) in children]
+        if output_hash is None:
+            raise NotFoundError(f"task {task_id!r} of run {run_id} has no output (state {state})")
+        return self.load_artifact(output_hash)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _frame(self, sql: str, params: list[Any]) -> pd.DataFrame:
+        import pandas as pd
+
+        frame = pd.read_sql_query(sql, self.conn, params=params)
+        for column in _TIME_COLUMNS:
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+        return frame
+
+
+def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
+    """A parameterised WHERE clause from column → value (or list of values); None is skipped."""
+    clauses, params = [], []
+    for column, value in filters.items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple | set):
+            values = list(value)
+            clauses.append(f'"{column}" IN ({", ".join("?" * len(values))})')
+            params.extend(values)
+        else:
+            clauses.append(f'"{column}" = ?')
+            params.append(value)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _categorical(frame: pd.DataFrame, column: str, categories: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    frame[column] = pd.Categorical(frame[column], categories=categories)
+    return frame

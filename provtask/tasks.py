@@ -1,0 +1,130 @@
+"""``@task`` and ``@mpi_task``: a Python function plus the resources it asks for.
+
+Called outside a DAG, a task is the plain function (handy in tests and notebooks). Called
+inside ``with DAG(...)``, it records a node and returns a :class:`~provtask.dag.Ref`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any, Literal, overload
+
+from .code_identity import code_hash
+from .context import current_dag
+from .errors import DAGError, ResourceError
+from .resources import Resources, make_resources
+
+TaskKind = Literal["python", "mpi"]
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+class TaskDef:
+    """A decorated function: its name, resources, kind and code identity."""
+
+    def __init__(
+        self,
+        fn: Callable,
+        *,
+        name: str | None,
+        resources: Resources,
+        kind: TaskKind,
+        node_id: str | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise ResourceError(f"@task must decorate a function, got {fn!r}")
+        self.fn = fn
+        self.name = name or fn.__name__
+        if not _NAME_RE.match(self.name):
+            raise ResourceError(
+                f"name: {self.name!r} is not a valid task name; use letters, digits, '_', '-', '.'"
+            )
+        self.resources = resources
+        self.kind = kind
+        self.node_id = node_id
+        self.signature = inspect.signature(fn)
+        self.function = f"{fn.__module__}:{fn.__qualname__}"
+        self.code_hash = code_hash(fn)
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} task {self.name!r}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        dag = current_dag.get()
+        if dag is None:
+            return self.fn(*args, **kwargs)
+        return dag.add_call(self, args, kwargs)
+
+    def map(self, *iterables: Any, **constants: Any) -> Any:
+        """Fan out over one or more iterables (zipped), known now or only at run time.
+
+        Each iterable may be a list, a reference to an upstream task returning a list, or the
+        result of another ``.map`` (element-wise chaining). Keyword arguments are passed
+        unchanged to every element.
+        """
+        dag = current_dag.get()
+        if dag is None:
+            return [self.fn(*items, **constants) for items in zip(*iterables, strict=True)]
+        return dag.add_map(self, iterables, constants)
+
+    def options(self, *, id: str | None = None, **overrides: Any) -> TaskDef:
+        """A copy with a fixed node id and/or changed resources, e.g. ``t.options(memory="8GB")``."""
+        if "name" in overrides:
+            raise ResourceError("name: set it in the decorator; use options(id=...) per call")
+        fields = {f.name: getattr(self.resources, f.name) for f in dataclasses.fields(Resources)}
+        fields.update(overrides)
+        clone = TaskDef(
+            self.fn, name=self.name, resources=make_resources(**fields), kind=self.kind, node_id=id
+        )
+        if id is not None and not _NAME_RE.match(id):
+            raise DAGError(f"id {id!r} is not valid; use letters, digits, '_', '-', '.'")
+        return clone
+
+    def bind_arguments(self, args: tuple, kwargs: dict) -> inspect.BoundArguments:
+        """Bind a call's arguments to the signature; a bad call fails while the DAG is built."""
+        try:
+            return self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise DAGError(f"bad call of task {self.name!r}: {exc}") from None
+
+
+def _decorate(fn: Callable | None, kind: TaskKind, name: str | None, given: dict) -> Any:
+    resources = make_resources(**given)
+    if kind == "python" and (resources.nodes > 1 or resources.ntasks_per_node > 1):
+        raise ResourceError(
+            "nodes/ntasks_per_node: a @task runs one Python process; use @mpi_task for MPI"
+        )
+    if kind == "python" and resources.launcher is not None:
+        raise ResourceError("launcher: only @mpi_task takes an MPI launcher")
+
+    def wrap(function: Callable) -> TaskDef:
+        return TaskDef(function, name=name, resources=resources, kind=kind)
+
+    return wrap if fn is None else wrap(fn)
+
+
+@overload
+def task(fn: Callable) -> TaskDef: ...
+@overload
+def task(*, name: str | None = None, **resources: Any) -> Callable[[Callable], TaskDef]: ...
+def task(fn: Callable | None = None, *, name: str | None = None, **resources: Any) -> Any:
+    """Declare a serial Python task.
+
+    Resources: ``partition``, ``cpus_per_task``, ``gpus``, ``memory`` ("4GB"), ``walltime``
+    ("HH:MM:SS" or "1h"), ``retries``. Bad values raise :class:`ResourceError` here.
+    """
+    return _decorate(fn, "python", name, resources)
+
+
+@overload
+def mpi_task(fn: Callable) -> TaskDef: ...
+@overload
+def mpi_task(*, name: str | None = None, **resources: Any) -> Callable[[Callable], TaskDef]: ...
+def mpi_task(fn: Callable | None = None, *, name: str | None = None, **resources: Any) -> Any:
+    """Declare an MPI task: ``nodes``, ``ntasks_per_node``, ``cpus_per_task``, ``launcher``
+    (srun / mpirun / mpiexec) on top of the :func:`task` resources."""
+    return _decorate(fn, "mpi", name, resources)
