@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import json
 import re
 from collections.abc import Callable
 from typing import Any, Literal, overload
@@ -45,9 +46,14 @@ class TaskDef:
         self.resources = resources
         self.kind = kind
         self.node_id = node_id
-        self.signature = inspect.signature(fn)
+        signature = inspect.signature(fn)
+        parameters = list(signature.parameters.values())
+        # An mpi4py task receives its communicator first; callers never pass it.
+        self.takes_comm = kind == "mpi" and bool(parameters) and parameters[0].name == "comm"
+        self.signature = signature.replace(parameters=parameters[1:]) if self.takes_comm else signature
         self.function = f"{fn.__module__}:{fn.__qualname__}"
         self.code_hash = code_hash(fn)
+        self.resources_json = json.dumps(resources.to_record(), sort_keys=True)
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:

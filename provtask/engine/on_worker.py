@@ -14,6 +14,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
+from types import CodeType
 from typing import Any, NamedTuple
 
 from distributed import get_worker
@@ -66,9 +67,14 @@ class RunPlugin(WorkerPlugin):
         self.topic = topic
         self.store_root = store_root
         self.functions = functions
+        # cloudpickle drops source file names; keep them for readable worker tracebacks.
+        self.filenames = tuple(getattr(f, "__code__", None) and f.__code__.co_filename for f in functions)
         self.name = f"provtask-{run_id}"
 
     def setup(self, worker: Any) -> None:
+        for function, filename in zip(self.functions, self.filenames, strict=True):
+            if filename and hasattr(function, "__code__"):
+                function.__code__ = _with_filename(function.__code__, filename)
         context = RunContext(
             topic=self.topic,
             functions=self.functions,
@@ -95,6 +101,13 @@ class RunPlugin(WorkerPlugin):
 
     def teardown(self, worker: Any) -> None:
         _RUNS.pop(self.run_id, None)
+
+
+def _with_filename(code: CodeType, filename: str) -> CodeType:
+    constants = tuple(
+        _with_filename(c, filename) if isinstance(c, CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=constants)
 
 
 def _record_failure(report: dict[str, Any], exc: BaseException, message: str) -> None:

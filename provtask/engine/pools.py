@@ -37,15 +37,19 @@ class Pool:
 
 def local_pool(n_workers: int | None = None) -> Pool:
     """The embedded default: one single-threaded worker process per core."""
+    import dask
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=n_workers or os.cpu_count() or 1,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
+    # A worker that dies fails its task at once, so the engine records the lost attempt and
+    # applies the task's own retries (Dask would otherwise rerun it silently).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(
+            n_workers=n_workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
     return Pool("local", Client(cluster, set_as_default=False), cluster)
 
 

@@ -57,7 +57,7 @@ class RunRecorder:
                     "parent": inst.parent.task_id if inst.parent else None,
                     "code_hash": task.code_hash,
                     "partition": task.resources.partition,
-                    "resources": _json(task.resources.to_record()),
+                    "resources": task.resources_json,
                     "state": inst.state.value,
                     "attempts": 0,
                 },

@@ -20,6 +20,9 @@ from ..store.artifacts import preview
 from ..tasks import TaskDef
 
 
+_SCALARS = (int, float, str, bytes, bool, type(None))
+
+
 @dataclass(eq=False)
 class Instance:
     """One task of a run: a DAG call, a ``.map`` node, or one element of a map."""
@@ -268,7 +271,9 @@ class RunGraph:
 
     def _describe(self, name: str, value: Any, pick: int | None) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": name, "hash": self._identity(value)}
-        if isinstance(value, Ref):
+        if isinstance(value, _SCALARS):
+            entry["repr"] = preview(value)
+        elif isinstance(value, Ref):
             entry["task"] = value.node_id
             if pick is not None:
                 entry["item"] = pick
@@ -283,6 +288,8 @@ class RunGraph:
         return entry
 
     def _identity(self, template: Any) -> str:
+        if isinstance(template, _SCALARS):
+            return value_hash(template)
         if isinstance(template, Ref):
             return self.instances[template.node_id].output_hash or ""
         if isinstance(template, ParamRef):

@@ -220,3 +220,18 @@ def _categorical(frame: pd.DataFrame, column: str, categories: list[str]) -> pd.
 
     frame[column] = pd.Categorical(frame[column], categories=categories)
     return frame
+
+
+def task_summary(tasks: pd.DataFrame) -> pd.DataFrame:
+    """Per task name: how many tasks ended in each state, and their durations."""
+    import pandas as pd
+
+    runnable = tasks[tasks["kind"] != "map"]
+    counts = pd.crosstab(runnable["name"], runnable["state"]).reindex(
+        columns=[s.value for s in TaskState], fill_value=0
+    )
+    counts = counts.loc[:, (counts != 0).any(axis=0)]
+    durations = runnable.groupby("name", sort=False)["duration"].agg(["mean", "max"])
+    order = tasks["name"].drop_duplicates()  # map nodes come before their elements
+    summary = counts.join(durations.rename(columns={"mean": "mean_duration", "max": "max_duration"}))
+    return summary.reindex(order).reset_index()

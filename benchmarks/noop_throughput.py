@@ -1,0 +1,79 @@
+"""No-op task throughput: provtask (full provenance) vs plain ``client.map``, same cluster.
+
+    python benchmarks/noop_throughput.py [--tasks 2000] [--rounds 5] [--workers 2]
+
+Both run on one ``LocalCluster`` (single-threaded worker processes) started once. Each
+round runs plain Dask first, then provtask with a fresh store, and the script prints the
+median / min / max tasks per second of each and the ratio provtask / Dask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+from distributed import Client, LocalCluster, wait
+
+from provtask import DAG, task
+
+
+def noop(x: int) -> int:
+    return x
+
+
+@task
+def noop_task(x: int) -> int:
+    return x
+
+
+def plain_dask(client: Client, n: int, round_no: int) -> float:
+    start = time.perf_counter()
+    futures = client.map(noop, range(n), key=[f"noop-{round_no}-{i}" for i in range(n)])
+    wait(futures)
+    elapsed = time.perf_counter() - start
+    del futures
+    return n / elapsed
+
+
+def provtask_run(client: Client, n: int, store: str) -> float:
+    with DAG("noop-bench") as dag:
+        noop_task.map(list(range(n)))
+    start = time.perf_counter()
+    result = dag.run(client=client, store=store)
+    elapsed = time.perf_counter() - start
+    assert result.ok, result.errors
+    return n / elapsed
+
+
+def describe(values: list[float]) -> str:
+    return f"median {statistics.median(values):8.0f}  min {min(values):8.0f}  max {max(values):8.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    dask_rates, provtask_rates = [], []
+    with (
+        LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        plain_dask(client, 200, -1)  # warm-up
+        for round_no in range(args.rounds):
+            dask_rates.append(plain_dask(client, args.tasks, round_no))
+            provtask_rates.append(provtask_run(client, args.tasks, f"{tmp}/store-{round_no}"))
+    ratios = [p / d for p, d in zip(provtask_rates, dask_rates, strict=True)]
+    print(f"{args.tasks} no-op tasks, {args.workers} workers x 1 thread, {args.rounds} rounds")
+    print(f"plain dask client.map  tasks/s: {describe(dask_rates)}")
+    print(f"provtask (provenance)  tasks/s: {describe(provtask_rates)}")
+    print(f"ratio provtask/dask: median {statistics.median(ratios):.2f} "
+          f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""The engine end to end on a real LocalCluster, checked through the store."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import pytest
+
+from provtask import DAG, DAGError, IntegrityError, RunInterrupted, Store, mpi_task, task
+
+
+def test_failing_task_states_attempts_errors_and_workers(client, store_dir, load_dag):
+    result = load_dag("failing").run(client=client, store=store_dir)
+
+    assert result.status.value == "failed"
+    store = Store(store_dir)
+    states = dict(store.tasks(result.run_id)[["task_id", "state"]].itertuples(index=False))
+    assert states == {
+        "double": "success",
+        "boom": "failed",
+        "add": "upstream_failed",
+        "add-1": "upstream_failed",
+        "independent": "success",
+    }
+    run = store.run(result.run_id)
+    assert run["status"] == "failed" and run["ended_at"] >= run["started_at"]
+
+    attempts = store.attempts(result.run_id).set_index("task_id")
+    assert set(attempts.index) == {"double", "boom", "independent"}  # never-run tasks have none
+    for row in attempts.itertuples():
+        assert row.submitted_at <= row.started_at <= row.ended_at
+        assert row.hostname == socket.gethostname()
+        assert row.pid > 0 and row.worker.startswith("tcp://")
+        assert row.peak_rss > 10_000_000 and row.cpu_time >= 0
+    boom = attempts.loc["boom"]
+    assert boom.status == "failed"
+    assert boom.exc_type == "builtins.ValueError" and boom.exc_message == "bad input 2"
+    assert 'raise ValueError(f"bad input {x}")' in boom.traceback
+    tasks = store.tasks(result.run_id).set_index("task_id")
+    assert tasks.loc["boom", "error"] == "builtins.ValueError: bad input 2"
+    assert tasks.loc["add", "error"] == "upstream boom failed"
+    assert result.errors["boom"] == "builtins.ValueError: bad input 2"
+
+    workers = store.workers(result.run_id)
+    assert len(workers) == 2
+    assert set(attempts["worker"]) <= set(workers["worker"])
+    assert (workers["nthreads"] == 1).all() and (workers["host"] == socket.gethostname()).all()
+    assert (workers["disconnected_at"] >= workers["connected_at"]).all()
+
+    edges = set(store.edges(result.run_id).itertuples(index=False, name=None))
+    assert ("double", "boom", "data") in edges and ("boom", "add", "data") in edges
+
+
+def test_values_inputs_and_params_are_recorded(client, store_dir):
+    @task
+    def scale(values: list[int], factor: int) -> list[int]:
+        return [v * factor for v in values]
+
+    @task
+    def square(x: int) -> int:
+        return x * x
+
+    @task
+    def total(xs: list[int], offset: int = 0) -> int:
+        return sum(xs) + offset
+
+    with DAG("values", params={"factor": 3}) as dag:
+        squares = square.map(scale([1, 2, 3], dag.param("factor")))
+        total(squares, offset=100)
+
+    result = dag.run(client=client, store=store_dir, params={"factor": 2})
+    assert result.ok
+    assert result["scale"] == [2, 4, 6]
+    assert result["square"] == [4, 16, 36]
+    assert result["total"] == 156
+
+    tasks = Store(store_dir).tasks(result.run_id).set_index("task_id")
+    assert list(tasks.loc[["square[0]", "square[1]", "square[2]"], "parent"]) == ["square"] * 3
+    import json
+
+    scale_inputs = {i["name"]: i for i in json.loads(tasks.loc["scale", "inputs"])}
+    assert scale_inputs["values"]["repr"] == "[1, 2, 3]"
+    assert scale_inputs["factor"] == {**scale_inputs["factor"], "param": "factor", "repr": "2"}
+    element = json.loads(tasks.loc["square[1]", "inputs"])[0]
+    assert element["task"] == "scale" and element["item"] == 1
+    assert json.loads(tasks.loc["total", "inputs"])[0]["task"] == "square"
+    assert Store(store_dir).run(result.run_id)["params"] == {"factor": 2}
+
+
+def test_retry_after_failure_records_both_attempts(client, store_dir, load_dag, tmp_path):
+    result = load_dag("edge_cases", "flaky").run(
+        client=client, store=store_dir, params={"marker_dir": str(tmp_path)}
+    )
+    assert result.ok and result["flaky"] == "recovered"
+    attempts = Store(store_dir).attempts(result.run_id)
+    assert list(attempts["attempt"]) == [1, 2]
+    assert list(attempts["status"]) == ["failed", "success"]
+    assert attempts["exc_message"].iloc[0] == "first attempt fails"
+
+
+def test_worker_death_is_a_lost_attempt_then_retried(client, store_dir, load_dag, tmp_path):
+    result = load_dag("edge_cases", "die_once").run(
+        client=client, store=store_dir, params={"marker_dir": str(tmp_path)}
+    )
+    assert result.ok and result["die_once"] == "survived"
+    attempts = Store(store_dir).attempts(result.run_id)
+    assert list(attempts["status"]) == ["lost", "success"]
+    assert "KilledWorker" in attempts["exc_type"].iloc[0]
+    client.wait_for_workers(2, timeout=30)
+
+
+def test_unpicklable_result_fails_the_task_with_a_clear_message(client, store_dir, load_dag):
+    result = load_dag("edge_cases", "unpicklable_result").run(client=client, store=store_dir)
+    assert result.states["make_lock"].value == "failed"
+    assert result.states["echo"].value == "upstream_failed"
+    assert "result could not be stored" in result.errors["make_lock"]
+    assert "lock" in result.errors["make_lock"]
+
+
+def test_unpicklable_argument_is_refused_before_anything_runs(client, store_dir):
+    @task
+    def use(x: object) -> None: ...
+
+    with DAG("bad_arg") as dag:
+        use(threading.Lock())
+    with pytest.raises(DAGError, match=r"task 'use': argument 0 cannot be sent to a worker"):
+        dag.run(client=client, store=store_dir)
+    assert Store(store_dir).runs().empty
+
+
+def test_map_over_a_non_list_fails_the_map_and_its_downstream(client, store_dir, load_dag):
+    result = load_dag("edge_cases", "map_over_int").run(client=client, store=store_dir)
+    assert result.states["number"].value == "success"
+    assert result.states["echo"].value == "failed"
+    assert "cannot fan out over the output of number" in result.errors.get(
+        "echo", Store(store_dir).tasks(result.run_id).set_index("task_id").loc["echo", "error"]
+    )
+    assert result.states["echo-1"].value == "upstream_failed"
+
+
+def test_large_output_is_a_verified_file_artifact(client, store_dir, load_dag):
+    result = load_dag("edge_cases", "big_output").run(client=client, store=store_dir)
+    assert result["big_array"] == bytes(range(256)) * 1024
+    files = list((store_dir / "artifacts").rglob("*"))
+    artifact = next(f for f in files if f.is_file())
+    data = bytearray(artifact.read_bytes())
+    data[-5] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="corrupted"):
+        result["big_array"]
+
+
+def test_mpi_tasks_are_refused_until_supported(client, store_dir):
+    @mpi_task(nodes=1, ntasks_per_node=2)
+    def melt(comm) -> None: ...
+
+    with DAG("mpi") as dag:
+        melt()
+    with pytest.raises(DAGError, match="cannot launch MPI programs yet"):
+        dag.run(client=client, store=store_dir)
+
+
+def test_cancel_records_an_interrupted_run(client, store_dir, load_dag):
+    handle = load_dag("edge_cases", "slow").submit(client=client, store=store_dir)
+    deadline = time.monotonic() + 30
+    while handle.progress().success < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    handle.cancel("test")
+    with pytest.raises(RunInterrupted):
+        handle.result(timeout=60)
+
+    store = Store(store_dir)
+    assert store.run(handle.run_id)["status"] == "interrupted"
+    states = store.tasks(handle.run_id).query("kind == 'element'")["state"].value_counts()
+    assert states["success"] >= 2 and states["cancelled"] >= 1
+    assert states["success"] + states["cancelled"] == 12
+    assert "cancelled" in set(store.attempts(handle.run_id)["status"])
+
+
+def test_handles_overlap_and_can_be_awaited(client, store_dir, load_dag):
+    first = load_dag("edge_cases", "slow").submit(
+        client=client, store=store_dir, params={"durations": [0.2] * 4}
+    )
+    second = load_dag("failing").submit(client=client, store=store_dir)
+    assert not first.done()
+
+    async def both():
+        return await asyncio.gather(first, second)
+
+    slow_result, failing_result = asyncio.run(both())
+    assert slow_result.ok and slow_result["nap"] == [0.2] * 4
+    assert failing_result.status.value == "failed"
+    assert len(Store(store_dir).runs()) == 2
+
+
+def test_store_is_readable_while_a_large_run_writes(client, store_dir, load_dag):
+    handle = load_dag("many_noops").submit(client=client, store=store_dir)
+    reads = 0
+    while not handle.done():
+        reader = Store(store_dir)
+        if not reader.runs().empty:
+            tasks = reader.tasks(handle.run_id)
+            reader.attempts(handle.run_id, status="success")
+            assert len(tasks) >= 3
+            reads += 1
+        reader.close()
+    result = handle.result()
+    assert result.ok and result["total"] == sum(range(2000))
+    assert reads >= 3
+    attempts = Store(store_dir).attempts(result.run_id)
+    assert len(attempts) == 2002 and (attempts["status"] == "success").all()
