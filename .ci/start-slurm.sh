@@ -74,6 +74,17 @@ mpi4py_ok() {
     python3 -c 'import mpi4py; mpi4py.rc.initialize = False
 from mpi4py import MPI; assert "Open MPI" in MPI.Get_library_version()' 2>/dev/null
 }
+py_externally_managed() {
+    python3 -c 'import os, sysconfig, sys
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)' 2>/dev/null
+}
+if [ "${SLURM_SKIP_MPI4PY:-0}" != 1 ] && ! mpi4py_ok && py_externally_managed; then
+    # python3 is Debian's own (pip refuses to install there): use Debian's build.
+    log "python3 is Debian's: apt-get installing python3-mpi4py"
+    apt-get update -qq >>/tmp/start-slurm-apt.log 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-mpi4py \
+        >>/tmp/start-slurm-apt.log 2>&1 || { tail -n 30 /tmp/start-slurm-apt.log >&2; die "apt-get install python3-mpi4py failed"; }
+fi
 if [ "${SLURM_SKIP_MPI4PY:-0}" != 1 ] && ! mpi4py_ok; then
     log "pip installing mpi4py"
     python3 -m pip install -q --disable-pip-version-check mpi4py >/tmp/start-slurm-pip.log 2>&1 || true
@@ -140,6 +151,9 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
+# Reject at submit time jobs that can never fit a partition (instead of
+# leaving them PENDING forever).
+EnforcePartLimits=ALL
 
 ReturnToService=2
 SlurmctldTimeout=30
@@ -205,12 +219,17 @@ for g in 0 1; do [ -e "/dev/fakegpu$g" ] || ln -sfn /dev/null "/dev/fakegpu$g"; 
 # --------------------------------------------------------------------------
 # 3. daemons
 # --------------------------------------------------------------------------
-# pid_alive PIDFILE COMM: the pid in PIDFILE is alive and its name is COMM
+# running PID: process exists and is not a zombie (killed daemons are
+# re-parented to PID 1 and may linger as zombies for a while)
+running() {
+    [ -d "/proc/$1" ] && ! grep -qs '^State:[[:space:]]*Z' "/proc/$1/status"
+}
+# pid_alive PIDFILE COMM: the pid in PIDFILE is running and its name is COMM
 pid_alive() {
     local pid
     [ -s "$1" ] || return 1
     pid=$(cat "$1" 2>/dev/null) || return 1
-    [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
+    [ -n "$pid" ] && running "$pid" || return 1
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
 }
 # stop_pidfiles COMM PIDFILE...: SIGTERM each live one, wait <=10 s, SIGKILL
@@ -226,7 +245,7 @@ stop_pidfiles() {
     [ ${#pids[@]} -gt 0 ] || return 0
     for _ in $(seq 100); do
         alive=0
-        for pid in "${pids[@]}"; do [ -d "/proc/$pid" ] && alive=1; done
+        for pid in "${pids[@]}"; do running "$pid" && alive=1; done
         [ "$alive" = 0 ] && return 0
         sleep 0.1
     done
@@ -270,10 +289,10 @@ if [ "$restart_ctld" = 1 ]; then
     log "(re)starting slurmctld and all slurmd (config_changed=$config_changed)"
     stop_pidfiles slurmd "${SLURMD_PIDS[@]}"
     stop_pidfiles slurmctld "$CTLD_PID"
-    ctld_args=()
-    # New node layout + old saved state = confusion: start from a clean state.
-    [ "$config_changed" = 1 ] && ctld_args+=(-c)
-    slurmctld "${ctld_args[@]}" || die "slurmctld failed to start (see $LOG_DIR/slurmctld.log)"
+    # -c: start from a clean state (no jobs, no node states). Saved state can be
+    # stale (e.g. after a SIGKILL), which left phantom "running" jobs and
+    # reused job ids; a changed node layout confuses it too.
+    slurmctld -c || die "slurmctld failed to start (see $LOG_DIR/slurmctld.log)"
 else
     log "slurmctld already running"
 fi
@@ -315,7 +334,7 @@ if [ "${SLURM_SKIP_SMOKE:-0}" = 1 ]; then
     exit 0
 fi
 
-step() { printf '\n===== %s\n' "$*"; }
+step() { printf '\n===== [%ds] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 WORK=$(mktemp -d /tmp/start-slurm.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
