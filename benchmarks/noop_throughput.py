@@ -48,7 +48,9 @@ def provtask_run(client: Client, n: int, store: str) -> float:
 
 
 def describe(values: list[float]) -> str:
-    return f"median {statistics.median(values):8.0f}  min {min(values):8.0f}  max {max(values):8.0f}"
+    return (
+        f"median {statistics.median(values):8.0f}  min {min(values):8.0f}  max {max(values):8.0f}"
+    )
 
 
 def main() -> None:
@@ -59,7 +61,9 @@ def main() -> None:
     args = parser.parse_args()
     dask_rates, provtask_rates = [], []
     with (
-        LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
         Client(cluster) as client,
         tempfile.TemporaryDirectory() as tmp,
     ):
@@ -71,8 +75,10 @@ def main() -> None:
     print(f"{args.tasks} no-op tasks, {args.workers} workers x 1 thread, {args.rounds} rounds")
     print(f"plain dask client.map  tasks/s: {describe(dask_rates)}")
     print(f"provtask (provenance)  tasks/s: {describe(provtask_rates)}")
-    print(f"ratio provtask/dask: median {statistics.median(ratios):.2f} "
-          f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
+    print(
+        f"ratio provtask/dask: median {statistics.median(ratios):.2f} "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -68,7 +68,9 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
 @click.argument("dag_file", type=click.Path(path_type=Path))
 @click.option("--dag", "dag_name", help="Which DAG, if the file defines several.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a param.")
-@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [one per core].")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Local worker processes [one per core]."
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @store_option
 @friendly_errors
@@ -224,7 +226,9 @@ def _print_run(store: Store, run_ref: str) -> None:
     for row in failed.head(10).itertuples():
         click.echo(f"  ✗ {row.task_id}: {row.error}", err=True)
     if len(failed) > 10:
-        click.echo(f"  … and {len(failed) - 10} more: provtask tasks {info['run_id']} --state failed")
+        click.echo(
+            f"  … and {len(failed) - 10} more: provtask tasks {info['run_id']} --state failed"
+        )
     if info["status"] == "failed" and info["error"]:
         click.echo(f"engine error: {info['error'].splitlines()[0]}", err=True)
 

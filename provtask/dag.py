@@ -204,7 +204,7 @@ class DAG:
 
     # -- running ----------------------------------------------------------------------------
     def submit(self, **options: Any) -> RunHandle:
-        """Start a run in the background and return its handle at once (see :func:`provtask.submit`)."""
+        """Start a run in the background; return its handle at once (:func:`provtask.submit`)."""
         from .engine.api import submit
 
         return submit(self, **options)

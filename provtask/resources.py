@@ -55,7 +55,7 @@ def parse_memory(value: str | int, field: str = "memory") -> int:
 
 
 def parse_walltime(value: str | int | float, field: str = "walltime") -> int:
-    """Seconds from ``"HH:MM:SS"``, ``"D-HH:MM:SS"``, ``"MM:SS"``, ``"1h"``, ``"90m"``, or seconds."""
+    """Seconds from ``"HH:MM:SS"``, ``"D-HH:MM:SS"``, ``"MM:SS"``, ``"1h"``, ``"90m"``, a number."""
     if isinstance(value, bool):
         raise ResourceError(f"{field}: expected a duration such as '01:00:00', got {value!r}")
     seconds: float | None = None
@@ -80,7 +80,7 @@ def parse_walltime(value: str | int | float, field: str = "walltime") -> int:
         )
     if seconds <= 0:
         raise ResourceError(f"{field}: must be positive, got {value!r}")
-    return int(round(seconds))
+    return round(seconds)
 
 
 def format_walltime(seconds: int) -> str:
@@ -145,6 +145,8 @@ def make_resources(**given: Any) -> Resources:
     launcher = given.get("launcher")
     if launcher is not None:
         if launcher not in LAUNCHERS:
-            raise ResourceError(f"launcher: expected one of {', '.join(LAUNCHERS)}, got {launcher!r}")
+            raise ResourceError(
+                f"launcher: expected one of {', '.join(LAUNCHERS)}, got {launcher!r}"
+            )
         fields["launcher"] = launcher
     return Resources(**fields)

@@ -50,7 +50,9 @@ class TaskDef:
         parameters = list(signature.parameters.values())
         # An mpi4py task receives its communicator first; callers never pass it.
         self.takes_comm = kind == "mpi" and bool(parameters) and parameters[0].name == "comm"
-        self.signature = signature.replace(parameters=parameters[1:]) if self.takes_comm else signature
+        self.signature = (
+            signature.replace(parameters=parameters[1:]) if self.takes_comm else signature
+        )
         self.function = f"{fn.__module__}:{fn.__qualname__}"
         self.code_hash = code_hash(fn)
         self.resources_json = json.dumps(resources.to_record(), sort_keys=True)
@@ -78,7 +80,7 @@ class TaskDef:
         return dag.add_map(self, iterables, constants)
 
     def options(self, *, id: str | None = None, **overrides: Any) -> TaskDef:
-        """A copy with a fixed node id and/or changed resources, e.g. ``t.options(memory="8GB")``."""
+        """A copy with a fixed node id and/or other resources: ``t.options(memory="8GB")``."""
         if "name" in overrides:
             raise ResourceError("name: set it in the decorator; use options(id=...) per call")
         fields = {f.name: getattr(self.resources, f.name) for f in dataclasses.fields(Resources)}

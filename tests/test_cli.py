@@ -35,7 +35,9 @@ def test_run_the_example_then_list_show_and_query(store_dir):
     assert "status success" in ran.stdout and "7 tasks" in ran.stdout
 
     runs = json.loads(provtask("runs", "--json", store=store_dir).stdout)
-    assert [(r["dag_name"], r["status"], r["n_tasks"]) for r in runs] == [("ensemble", "success", 7)]
+    assert [(r["dag_name"], r["status"], r["n_tasks"]) for r in runs] == [
+        ("ensemble", "success", 7)
+    ]
     run_id = runs[0]["run_id"]
     assert run_id in ran.stderr  # the run id is announced when the run starts
 
@@ -46,7 +48,12 @@ def test_run_the_example_then_list_show_and_query(store_dir):
 
     tasks = json.loads(provtask("tasks", run_id[:12], "--json", store=store_dir).stdout)
     assert sorted(t["task_id"] for t in tasks)[:3] == ["make_inputs", "simulate[0]", "simulate[1]"]
-    assert json.loads(provtask("tasks", "latest", "--state", "failed", "--json", store=store_dir).stdout) == []
+    assert (
+        json.loads(
+            provtask("tasks", "latest", "--state", "failed", "--json", store=store_dir).stdout
+        )
+        == []
+    )
     summary = Store(store_dir).output(run_id, "summarise")
     assert summary["runs"] == 5
 
@@ -56,7 +63,9 @@ def test_failing_run_exits_non_zero_and_names_the_error(store_dir):
     assert ran.returncode == 1
     assert "boom: builtins.ValueError: bad input 2" in ran.stderr
     assert "status failed" in ran.stdout
-    failed = json.loads(provtask("tasks", "latest", "--state", "failed", "--json", store=store_dir).stdout)
+    failed = json.loads(
+        provtask("tasks", "latest", "--state", "failed", "--json", store=store_dir).stdout
+    )
     assert [t["task_id"] for t in failed] == ["boom"]
 
 
@@ -98,8 +107,18 @@ def test_filters_are_parameters_not_sql(store_dir):
 
 def test_ctrl_c_interrupts_the_run_and_records_it(store_dir):
     process = subprocess.Popen(
-        [sys.executable, "-m", "provtask.cli", "run", str(DAGS / "edge_cases.py"),
-         "--dag", "slow", "--param", "durations=[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]", "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "provtask.cli",
+            "run",
+            str(DAGS / "edge_cases.py"),
+            "--dag",
+            "slow",
+            "--param",
+            "durations=[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
+            "--no-progress",
+        ],
         env={**os.environ, "PROVTASK_STORE": str(store_dir)},
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -110,7 +129,11 @@ def test_ctrl_c_interrupts_the_run_and_records_it(store_dir):
     while time.monotonic() < deadline:
         time.sleep(0.2)
         if (store_dir / "provtask.db").exists():
-            states = Store(store_dir).tasks("latest")["state"] if not Store(store_dir).runs().empty else []
+            states = (
+                Store(store_dir).tasks("latest")["state"]
+                if not Store(store_dir).runs().empty
+                else []
+            )
             if "success" in list(states):
                 break
     process.send_signal(signal.SIGINT)

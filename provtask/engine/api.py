@@ -138,7 +138,13 @@ def _execute(
             {"cluster": "; ".join(p.describe() for p in pools.all())},
         )
         engine = Engine(
-            handle.run_id, dag, params, pools, recorder, handle.inbox, handle.publish,
+            handle.run_id,
+            dag,
+            params,
+            pools,
+            recorder,
+            handle.inbox,
+            handle.publish,
             str(store.root),
         )
         status = engine.run()

@@ -68,7 +68,9 @@ class RunPlugin(WorkerPlugin):
         self.store_root = store_root
         self.functions = functions
         # cloudpickle drops source file names; keep them for readable worker tracebacks.
-        self.filenames = tuple(getattr(f, "__code__", None) and f.__code__.co_filename for f in functions)
+        self.filenames = tuple(
+            getattr(f, "__code__", None) and f.__code__.co_filename for f in functions
+        )
         self.name = f"provtask-{run_id}"
 
     def setup(self, worker: Any) -> None:

@@ -25,8 +25,13 @@ class RunRecorder:
     def start_run(self, row: dict[str, Any]) -> None:
         self.writer.insert(
             "runs",
-            {**row, "run_id": self.run_id, "params": _json(row["params"]),
-             "status": RunStatus.RUNNING.value, "heartbeat_at": row["started_at"]},
+            {
+                **row,
+                "run_id": self.run_id,
+                "params": _json(row["params"]),
+                "status": RunStatus.RUNNING.value,
+                "heartbeat_at": row["started_at"],
+            },
         )
 
     def heartbeat(self, n_tasks: int) -> None:
@@ -39,8 +44,13 @@ class RunRecorder:
         self.writer.update(
             "runs",
             {"run_id": self.run_id},
-            {"status": status.value, "ended_at": now, "heartbeat_at": now,
-             "n_tasks": n_tasks, "error": error},
+            {
+                "status": status.value,
+                "ended_at": now,
+                "heartbeat_at": now,
+                "n_tasks": n_tasks,
+                "error": error,
+            },
         )
 
     def add_tasks(self, instances: list[Instance]) -> None:
@@ -87,8 +97,12 @@ class RunRecorder:
         self.writer.update(
             "tasks",
             {"run_id": self.run_id, "task_id": inst.task_id},
-            {"state": TaskState.RUNNING.value, "inputs": _json(inputs),
-             "input_hash": input_hash, "ready_at": time.time()},
+            {
+                "state": TaskState.RUNNING.value,
+                "inputs": _json(inputs),
+                "input_hash": input_hash,
+                "ready_at": time.time(),
+            },
         )
         self.attempt_submitted(inst, partition)
 
@@ -114,7 +128,9 @@ class RunRecorder:
         """Record an attempt from the worker's report (see ``on_worker.execute_attempt``)."""
         artifact = report.get("artifact")
         if artifact is not None:
-            self.writer.insert("artifacts", {**artifact, "created_at": report["ended"]}, ignore=True)
+            self.writer.insert(
+                "artifacts", {**artifact, "created_at": report["ended"]}, ignore=True
+            )
         self.writer.update(
             "attempts",
             {"run_id": self.run_id, "task_id": inst.task_id, "attempt": attempt},
@@ -142,8 +158,12 @@ class RunRecorder:
         self.writer.update(
             "attempts",
             {"run_id": self.run_id, "task_id": inst.task_id, "attempt": inst.attempt},
-            {"status": status.value, "ended_at": time.time(), "exc_type": exc_type,
-             "exc_message": message},
+            {
+                "status": status.value,
+                "ended_at": time.time(),
+                "exc_type": exc_type,
+                "exc_message": message,
+            },
         )
 
     def worker_connected(self, report: dict[str, Any], partition: str) -> None:

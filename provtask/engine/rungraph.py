@@ -19,7 +19,6 @@ from ..states import TaskState
 from ..store.artifacts import preview
 from ..tasks import TaskDef
 
-
 _SCALARS = (int, float, str, bytes, bool, type(None))
 
 
@@ -116,7 +115,9 @@ class RunGraph:
                 parent.unfinished_children -= 1
                 if parent.unfinished_children == 0:
                     if any(not c.state.ok for c in parent.children):
-                        self.fail(parent, TaskState.FAILED, "an element of this map did not succeed")
+                        self.fail(
+                            parent, TaskState.FAILED, "an element of this map did not succeed"
+                        )
                     else:
                         parent.output_hash = combine([c.output_hash for c in parent.children])
                         finished.append(parent)
@@ -239,7 +240,7 @@ class RunGraph:
 
     # -- arguments and their identities -----------------------------------------------------
     def resolve(self, template: Any) -> Any:
-        """Arguments with Refs replaced by futures (lists of futures for maps) and params by values."""
+        """Arguments with Refs replaced by futures (a list for a map) and params by values."""
         if isinstance(template, Ref):
             inst = self.instances[template.node_id]
             if inst.kind == "map":
@@ -307,4 +308,3 @@ class RunGraph:
 
 def _topological(dag: DAG) -> list[str]:
     return list(nx.topological_sort(dag.graph))
-

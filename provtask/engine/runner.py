@@ -83,9 +83,7 @@ class Engine:
     # -- main loop --------------------------------------------------------------------------
     def run(self) -> RunStatus:
         self.recorder.add_tasks(list(self.graph.instances.values()))
-        self.recorder.add_edges(
-            [(u, v, d["kind"]) for u, v, d in self.dag.graph.edges(data=True)]
-        )
+        self.recorder.add_edges([(u, v, d["kind"]) for u, v, d in self.dag.graph.edges(data=True)])
         self._note_changes(list(self.graph.instances.values()))
         functions = tuple(self.functions)
         for pool in self.pools.all():

@@ -158,5 +158,7 @@ def migrate(db: sqlite_utils.Database) -> int:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"migrating the store past schema version {version} failed: {exc}") from exc
+                raise StoreError(
+                    f"migrating the store past schema version {version} failed: {exc}"
+                ) from exc
             raise

@@ -57,7 +57,9 @@ class Store:
             self.db = sqlite_utils.Database(self.conn)
             migrate(self.db)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the store database {self.root / DB_NAME}: {exc}") from exc
+            raise StoreError(
+                f"cannot open the store database {self.root / DB_NAME}: {exc}"
+            ) from exc
         self.files = ArtifactFiles(self.root)
 
     def __repr__(self) -> str:
@@ -233,5 +235,7 @@ def task_summary(tasks: pd.DataFrame) -> pd.DataFrame:
     counts = counts.loc[:, (counts != 0).any(axis=0)]
     durations = runnable.groupby("name", sort=False)["duration"].agg(["mean", "max"])
     order = tasks["name"].drop_duplicates()  # map nodes come before their elements
-    summary = counts.join(durations.rename(columns={"mean": "mean_duration", "max": "max_duration"}))
+    summary = counts.join(
+        durations.rename(columns={"mean": "mean_duration", "max": "max_duration"})
+    )
     return summary.reindex(order).reset_index()

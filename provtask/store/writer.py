@@ -30,7 +30,9 @@ class StoreWriter:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="provtask-store-writer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="provtask-store-writer", daemon=True
+        )
         self._thread.start()
 
     # -- queueing (any thread) --------------------------------------------------------------
