@@ -212,3 +212,40 @@ def test_store_is_readable_while_a_large_run_writes(client, store_dir, load_dag)
     assert reads >= 3
     attempts = Store(store_dir).attempts(result.run_id)
     assert len(attempts) == 2002 and (attempts["status"] == "success").all()
+
+
+def test_values_are_freed_from_workers_once_their_consumers_finish(client, store_dir):
+    @task
+    def produce() -> bytes:
+        return b"x" * 1000
+
+    @task
+    def consume(data: bytes) -> int:
+        return len(data)
+
+    @task
+    def linger(n: int) -> int:
+        time.sleep(2)
+        return n
+
+    with DAG("free") as dag:
+        linger(consume(produce()))
+
+    handle = dag.submit(client=client, store=store_dir)
+
+    def values_in_cluster(prefix: str) -> list[str]:
+        return client.run_on_scheduler(
+            lambda dask_scheduler: [
+                key
+                for key, state in dask_scheduler.tasks.items()
+                if str(key).startswith(prefix) and state.state == "memory"
+            ]
+        )
+
+    deadline = time.monotonic() + 30
+    while handle.progress().success < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the client tells the scheduler about released keys in batches
+    assert values_in_cluster("produce-") == []  # its only consumer has finished
+    assert len(values_in_cluster("consume-")) == 1  # still an input of the running linger
+    assert handle.result(timeout=60)["produce"] == b"x" * 1000  # the store keeps the value

@@ -7,7 +7,7 @@ outcomes, and reads back which instances changed state.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +84,10 @@ class RunGraph:
         for inst in self.instances.values():
             if inst.waiting == 0:
                 self.ready.append(inst)
+        # Unfinished data consumers per DAG node: at zero its futures are dropped.
+        self.holds: Counter[str] = Counter(
+            u for u, _, kind in graph.edges(data="kind") if kind == "data"
+        )
 
     def _add(self, task_id: str, task: TaskDef, kind: str, args: tuple, kwargs: dict, **extra):
         inst = Instance(len(self.instances), task_id, task, kind, args, kwargs, **extra)
@@ -145,6 +149,27 @@ class RunGraph:
                             "an element of this map did not succeed",
                         )
                     )
+
+    def release_data(self, inst: Instance) -> None:
+        """Called once per instance as it finishes: drop the futures nobody will read again,
+        so workers can free the values (they are safe in the store)."""
+        if inst.kind == "element":
+            if self.holds[inst.parent.task_id] == 0:
+                inst.future = None
+            return
+        if self.holds[inst.task_id] == 0:
+            self._drop_futures(inst)
+        for source, edge in self.dag.graph.pred[inst.task_id].items():
+            if edge["kind"] == "data":
+                self.holds[source] -= 1
+                if self.holds[source] == 0 and self.instances[source].state.finished:
+                    self._drop_futures(self.instances[source])
+
+    @staticmethod
+    def _drop_futures(inst: Instance) -> None:
+        inst.future = None
+        for child in inst.children:
+            child.future = None
 
     def cancel_unfinished(self) -> list[Instance]:
         """Mark every unfinished instance cancelled (the run was interrupted)."""

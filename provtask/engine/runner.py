@@ -195,7 +195,9 @@ class Engine:
                 previous = inst.state
             if previous is not inst.state:
                 self.seen[inst.seq] = inst.state
-                self.unfinished -= inst.state.finished and not previous.finished
+                if inst.state.finished and not previous.finished:
+                    self.unfinished -= 1
+                    self.graph.release_data(inst)
                 if inst.counted:
                     self.counts[previous] -= 1
                     self.counts[inst.state] += 1
