@@ -249,3 +249,14 @@ def test_values_are_freed_from_workers_once_their_consumers_finish(client, store
     assert values_in_cluster("produce-") == []  # its only consumer has finished
     assert len(values_in_cluster("consume-")) == 1  # still an input of the running linger
     assert handle.result(timeout=60)["produce"] == b"x" * 1000  # the store keeps the value
+
+
+def test_blocking_run_works_inside_a_running_event_loop_like_jupyter(store_dir, load_dag):
+    async def notebook_cell():
+        # A Jupyter cell runs synchronous code while the kernel's event loop is running.
+        return load_dag("failing").run(store=store_dir, n_workers=1)
+
+    result = asyncio.run(notebook_cell())
+    assert result.states["independent"].value == "success"
+    assert result["independent"] == "fine"
+    assert Store(store_dir).run(result.run_id)["cluster"].startswith("local: LocalCluster(1 workers")
