@@ -8,12 +8,14 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from .errors import ProvtaskError, RunInterrupted
+from .states import RunStatus, TaskState
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -174,7 +176,9 @@ def _cell(value: Any) -> str:
 
 @main.command()
 @click.option("--dag", "dag_name", help="Only runs of this DAG.")
-@click.option("--status", help="Only runs with this status.")
+@click.option(
+    "--status", type=click.Choice([s.value for s in RunStatus]), help="Only runs with this status."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @json_option
 @store_option
@@ -203,8 +207,11 @@ def show(run_ref: str, as_json: bool, store_path: Path) -> None:
         from .store import task_summary
 
         info = store.run(run_ref)
+        for column in ("started_at", "ended_at", "heartbeat_at"):
+            if info[column] is not None:  # ISO 8601, like the other --json outputs
+                info[column] = datetime.fromtimestamp(info[column], timezone.utc).isoformat()
         summary = task_summary(store.tasks(info["run_id"]))
-        info["tasks"] = json.loads(summary.to_json(orient="records"))
+        info["tasks"] = json.loads(summary.to_json(orient="records", date_format="iso"))
         click.echo(json.dumps(info, indent=2, default=str))
         return
     _print_run(store, run_ref)
@@ -235,7 +242,13 @@ def _print_run(store: Store, run_ref: str) -> None:
 
 @main.command()
 @click.argument("run_ref", metavar="RUN")
-@click.option("--state", "states", multiple=True, help="Only tasks in this state (repeatable).")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([s.value for s in TaskState]),
+    help="Only tasks in this state (repeatable).",
+)
 @click.option("--name", help="Only tasks of this task name.")
 @json_option
 @store_option

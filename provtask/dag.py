@@ -77,6 +77,16 @@ def iter_refs(template: Any) -> Iterator[Ref | ParamRef]:
             yield from iter_refs(value)
 
 
+def _ref_in_set(template: Any) -> bool:
+    if isinstance(template, set | frozenset):
+        return any(True for _ in iter_refs(template))
+    if isinstance(template, list | tuple):
+        return any(_ref_in_set(item) for item in template)
+    if isinstance(template, dict):
+        return any(_ref_in_set(k) or _ref_in_set(v) for k, v in template.items())
+    return False
+
+
 class DAG:
     """A named workflow of tasks with parameters.
 
@@ -164,7 +174,12 @@ class DAG:
         return node_id
 
     def _add_node(self, node_id: str, task: TaskDef, kind: str, args: tuple, kwargs: dict) -> None:
-        refs = [r for r in iter_refs((args, kwargs))]
+        refs = list(iter_refs((args, kwargs)))
+        if _ref_in_set((args, kwargs)):
+            raise DAGError(
+                f"task {node_id!r}: task outputs cannot be put in a set (their values are not "
+                "known yet); pass a list instead"
+            )
         for ref in refs:
             if isinstance(ref, Ref) and (ref.dag is not self or ref.node_id not in self.graph):
                 raise DAGError(

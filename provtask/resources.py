@@ -63,7 +63,9 @@ def parse_walltime(value: str | int | float, field: str = "walltime") -> int:
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip()
-        if match := _HMS_RE.match(text):
+        if text.isdigit():
+            seconds = float(text)
+        elif match := _HMS_RE.match(text):
             days, hours, minutes, secs = (int(g or 0) for g in match.groups())
             if minutes < 60 and secs < 60:
                 seconds = days * 86400 + hours * 3600 + minutes * 60 + secs

@@ -43,6 +43,12 @@ class TaskDef:
             raise ResourceError(
                 f"name: {self.name!r} is not a valid task name; use letters, digits, '_', '-', '.'"
             )
+        if kind == "python" and (resources.nodes > 1 or resources.ntasks_per_node > 1):
+            raise ResourceError(
+                "nodes/ntasks_per_node: a @task runs one Python process; use @mpi_task for MPI"
+            )
+        if kind == "python" and resources.launcher is not None:
+            raise ResourceError("launcher: only @mpi_task takes an MPI launcher")
         self.resources = resources
         self.kind = kind
         self.node_id = node_id
@@ -102,12 +108,6 @@ class TaskDef:
 
 def _decorate(fn: Callable | None, kind: TaskKind, name: str | None, given: dict) -> Any:
     resources = make_resources(**given)
-    if kind == "python" and (resources.nodes > 1 or resources.ntasks_per_node > 1):
-        raise ResourceError(
-            "nodes/ntasks_per_node: a @task runs one Python process; use @mpi_task for MPI"
-        )
-    if kind == "python" and resources.launcher is not None:
-        raise ResourceError("launcher: only @mpi_task takes an MPI launcher")
 
     def wrap(function: Callable) -> TaskDef:
         return TaskDef(function, name=name, resources=resources, kind=kind)

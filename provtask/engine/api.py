@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import getpass
 import hashlib
 import os
@@ -30,8 +31,8 @@ EXIT_GRACE = 10.0  # s given to runs to record their interruption when Python ex
 
 
 def new_run_id() -> str:
-    """Sortable and readable: ``20261125-143002-a1b2c3``."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    """Sortable and readable, in UTC: ``20261125-143002-a1b2c3``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
 def check_runnable(dag: DAG) -> None:
@@ -152,6 +153,9 @@ def _execute(
             error = engine.cancel_reason
     except BaseException as exc:
         status, error, failure = RunStatus.FAILED, describe_exception(exc), exc
+        if engine is not None:
+            with contextlib.suppress(BaseException):  # the original error is the one to report
+                engine.abort(f"the engine failed: {exc}")
     finally:
         try:
             if engine is not None:
@@ -176,9 +180,7 @@ def _execute(
             store_path=store.root,
             states={i.task_id: i.state for i in engine.graph.instances.values()},
             errors={
-                i.task_id: i.error
-                for i in engine.graph.instances.values()
-                if i.error is not None and i.counted
+                i.task_id: i.error for i in engine.graph.instances.values() if i.error is not None
             },
             progress=handle.progress(),
         )

@@ -47,7 +47,7 @@ def local_pool(n_workers: int | None = None) -> Pool:
             n_workers=n_workers or os.cpu_count() or 1,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: runs side by side never clash
             silence_logs=logging.ERROR,
         )
     return Pool("local", Client(cluster, set_as_default=False), cluster)

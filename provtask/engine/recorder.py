@@ -76,7 +76,9 @@ class RunRecorder:
     def add_edges(self, edges: list[tuple[str, str, str]]) -> None:
         for source, target, kind in edges:
             self.writer.insert(
-                "edges", {"run_id": self.run_id, "source": source, "target": target, "kind": kind}
+                "edges",
+                {"run_id": self.run_id, "source": source, "target": target, "kind": kind},
+                ignore=True,
             )
 
     def task_state(self, inst: Instance, **changes: Any) -> None:

@@ -20,6 +20,7 @@ from ..store.artifacts import preview
 from ..tasks import TaskDef
 
 _SCALARS = (int, float, str, bytes, bool, type(None))
+_MAP_INCOMPLETE = "an element of this map did not succeed"
 
 
 @dataclass(eq=False)
@@ -115,16 +116,12 @@ class RunGraph:
             for dependent in done.on_success:
                 self._satisfy(dependent)
             parent = done.parent
-            if parent is not None:
-                parent.unfinished_children -= 1
-                if parent.unfinished_children == 0:
-                    if any(not c.state.ok for c in parent.children):
-                        self.fail(
-                            parent, TaskState.FAILED, "an element of this map did not succeed"
-                        )
-                    else:
-                        parent.output_hash = combine([c.output_hash for c in parent.children])
-                        finished.append(parent)
+            if parent is not None and parent.state is TaskState.RUNNING:
+                outcome = self._child_finished(parent)
+                if outcome is TaskState.SUCCESS:
+                    finished.append(parent)
+                elif outcome is not None:
+                    self.fail(parent, outcome, _MAP_INCOMPLETE)
 
     def fail(self, inst: Instance, state: TaskState, error: str | None = None) -> None:
         """The instance will never produce output; everything downstream is upstream_failed."""
@@ -139,16 +136,22 @@ class RunGraph:
                     )
             parent = current.parent
             if parent is not None and parent.state is TaskState.RUNNING:
-                parent.unfinished_children -= 1
-                if parent.unfinished_children == 0:
-                    failed = any(c.state is TaskState.FAILED for c in parent.children)
-                    work.append(
-                        (
-                            parent,
-                            TaskState.FAILED if failed else TaskState.UPSTREAM_FAILED,
-                            "an element of this map did not succeed",
-                        )
-                    )
+                outcome = self._child_finished(parent)
+                if outcome is not None:
+                    work.append((parent, outcome, _MAP_INCOMPLETE))
+
+    @staticmethod
+    def _child_finished(parent: Instance) -> TaskState | None:
+        """A map's state once its last element has finished (None while some still run)."""
+        parent.unfinished_children -= 1
+        if parent.unfinished_children:
+            return None
+        if all(child.state.ok for child in parent.children):
+            parent.output_hash = combine([child.output_hash for child in parent.children])
+            return TaskState.SUCCESS
+        if any(child.state is TaskState.FAILED for child in parent.children):
+            return TaskState.FAILED
+        return TaskState.UPSTREAM_FAILED
 
     def release_data(self, inst: Instance) -> None:
         """Called once per instance as it finishes: drop the futures nobody will read again,
@@ -204,7 +207,7 @@ class RunGraph:
         self.set_state(node, TaskState.RUNNING)
         node.unfinished_children = count
         for index in range(count):
-            node.children.append(self._element(node, index))
+            self._element(node, index)
         for dependent in node.on_expand:
             self._satisfy(dependent)
         if count == 0:
@@ -247,6 +250,7 @@ class RunGraph:
             parent=node,
             picks=tuple(picks),
         )
+        node.children.append(element)
         for source in {id(s): s for s in waits_on}.values():
             self.new_edges.append((source.task_id, element.task_id, "data"))
             if source.state.ok:
@@ -256,9 +260,10 @@ class RunGraph:
                 return element
             source.on_success.append(element)
             element.waiting += 1
-        for iterable in node.args:
-            if isinstance(iterable, Ref) and not isinstance(iterable, MapRef):
-                self.new_edges.append((iterable.node_id, element.task_id, "data"))
+        for source_id in dict.fromkeys(
+            it.node_id for it in node.args if isinstance(it, Ref) and not isinstance(it, MapRef)
+        ):
+            self.new_edges.append((source_id, element.task_id, "data"))
         if element.waiting == 0:
             self.ready.append(element)
         return element

@@ -110,10 +110,10 @@ class Engine:
                 self.publish(Progress.from_counts(self.counts))
                 next_publish = now + PROGRESS_INTERVAL
         if self.cancel_reason is not None:
-            self._cancel_all()
+            self.abort(f"run interrupted: {self.cancel_reason}")
             status = RunStatus.INTERRUPTED
         else:
-            ok = all(s.ok for s in self.counts.elements())
+            ok = all(inst.state.ok for inst in self.graph.instances.values())
             status = RunStatus.SUCCESS if ok else RunStatus.FAILED
         self.publish(Progress.from_counts(self.counts))
         return status
@@ -286,15 +286,14 @@ class Engine:
             self.recorder.worker_disconnected(worker, now)
         self.workers &= present
 
-    def _cancel_all(self) -> None:
+    def abort(self, why: str) -> None:
+        """Cancel in-flight attempts and mark every unfinished task cancelled."""
         for pool in self.pools.all():
             futures = [inst.future for inst, _, p in self.in_flight.values() if p is pool]
             if futures and pool.client.status == "running":
                 pool.client.cancel(futures)
         for inst, _, _ in self.in_flight.values():
-            self.recorder.attempt_ended_without_report(
-                inst, AttemptStatus.CANCELLED, None, f"run interrupted: {self.cancel_reason}"
-            )
+            self.recorder.attempt_ended_without_report(inst, AttemptStatus.CANCELLED, None, why)
         self.in_flight.clear()
         self.graph.cancel_unfinished()
         self._record_changes()

@@ -136,6 +136,6 @@ def load_verified(data: bytes, expected_hash: str) -> Any:
     if actual != expected_hash:
         raise IntegrityError(
             f"artifact {expected_hash[:12]}… is corrupted: its bytes hash to {actual[:12]}…; "
-            "it was not loaded. Rerun the task that produced it (provtask replay)."
+            "it was not loaded. Run the DAG again to recompute it."
         )
     return pickle.loads(data)

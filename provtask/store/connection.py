@@ -20,8 +20,10 @@ def connect(root: Path, *, create: bool) -> sqlite3.Connection:
     path = root / DB_NAME
     new = not path.exists()
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
-    if new:
+    if new:  # a lab notebook is private by default, even in a folder that was not
+        os.chmod(root, 0o700)
         os.chmod(path, 0o600)
+        (root / "artifacts").mkdir(mode=0o700, exist_ok=True)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")  # durable at each checkpoint; safe with WAL

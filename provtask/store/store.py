@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_STORE = "store"
+# A run whose driver has not written a heartbeat for this long is shown as interrupted
+# (the driver beats every 5 s; this leaves room for a slow shared filesystem).
+STALE_AFTER = 60.0
 _TIME_COLUMNS = (
     "started_at",
     "ended_at",
@@ -37,6 +41,10 @@ _TIME_COLUMNS = (
 )
 
 
+def is_stale(heartbeat_at: float | None) -> bool:
+    return heartbeat_at is None or heartbeat_at < time.time() - STALE_AFTER
+
+
 def default_store_path() -> Path:
     """``$PROVTASK_STORE`` if set, else ``./store``."""
     return Path(os.environ.get("PROVTASK_STORE") or DEFAULT_STORE)
@@ -46,7 +54,8 @@ class Store:
     """A provenance store folder: ``provtask.db`` plus ``artifacts/``."""
 
     def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True) -> None:
-        self.root = Path(path) if path is not None else default_store_path()
+        # Absolute, so workers started elsewhere write artifacts to the same place.
+        self.root = (Path(path) if path is not None else default_store_path()).absolute()
         if not create and not (self.root / DB_NAME).exists():
             raise NotFoundError(
                 f"no provenance store at {self.root} (no {DB_NAME}); run a DAG first or pass "
@@ -100,6 +109,8 @@ class Store:
         run_id = self.resolve_run(ref)
         row = self.db["runs"].get(run_id)
         row["params"] = json.loads(row["params"] or "{}")
+        if row["status"] == RunStatus.RUNNING.value and is_stale(row["heartbeat_at"]):
+            row["status"] = RunStatus.INTERRUPTED.value
         row["states"] = dict(
             self.conn.execute(
                 "SELECT state, count(*) FROM tasks WHERE run_id = ? AND kind != 'map' "
@@ -112,12 +123,18 @@ class Store:
     def runs(self, dag: str | None = None, status: str | None = None, limit: int | None = None):
         """All runs, newest first."""
         where, params = _where({"dag_name": dag, "status": status})
+        import pandas as pd
+
         sql = f"SELECT * FROM runs {where} ORDER BY started_at DESC"
         if limit:
             sql += " LIMIT ?"
             params.append(limit)
         frame = self._frame(sql, params)
         frame["duration"] = frame["ended_at"] - frame["started_at"]
+        stale = (frame["status"] == RunStatus.RUNNING.value) & (
+            frame["heartbeat_at"] < pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=STALE_AFTER)
+        )
+        frame.loc[stale, "status"] = RunStatus.INTERRUPTED.value
         return _categorical(frame, "status", [s.value for s in RunStatus])
 
     # -- tasks and attempts -----------------------------------------------------------------
