@@ -259,4 +259,48 @@ def test_blocking_run_works_inside_a_running_event_loop_like_jupyter(store_dir, 
     result = asyncio.run(notebook_cell())
     assert result.states["independent"].value == "success"
     assert result["independent"] == "fine"
-    assert Store(store_dir).run(result.run_id)["cluster"].startswith("local: LocalCluster(1 workers")
+    assert (
+        Store(store_dir).run(result.run_id)["cluster"].startswith("local: LocalCluster(1 workers")
+    )
+
+
+def test_zipping_an_output_with_itself_and_a_failed_sink_map(client, store_dir):
+    @task
+    def numbers() -> list[int]:
+        return [1, 2, 3]
+
+    @task
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @task
+    def scalar() -> int:
+        return 5
+
+    with DAG("zip_self") as dag:
+        xs = numbers()
+        add.map(xs, xs)
+        add.options(id="bad_map").map(scalar(), [1])  # fails to expand; nothing downstream
+
+    result = dag.run(client=client, store=store_dir)
+    assert result["add"] == [2, 4, 6]
+    assert result.states["bad_map"].value == "failed"
+    assert "cannot fan out over the output of scalar" in result.errors["bad_map"]
+    assert result.status.value == "failed"  # a failed map fails the run even with no consumer
+
+
+def test_a_run_whose_driver_died_shows_as_interrupted(store_dir):
+    store = Store(store_dir)
+    long_ago = time.time() - 3600
+    store.db["runs"].insert(
+        {
+            "run_id": "20200101-000000-dead00",
+            "dag_name": "x",
+            "params": "{}",
+            "status": "running",
+            "started_at": long_ago,
+            "heartbeat_at": long_ago,
+        }
+    )
+    assert store.run("latest")["status"] == "interrupted"
+    assert list(store.runs()["status"]) == ["interrupted"]
