@@ -104,15 +104,20 @@ class RunRecorder:
                 "inputs": _json(inputs),
                 "input_hash": input_hash,
                 "ready_at": time.time(),
+                "attempts": inst.attempt,
             },
         )
-        self.attempt_submitted(inst, partition)
+        self._insert_attempt(inst, partition)
 
     def attempt_submitted(self, inst: Instance, partition: str) -> None:
-        now = time.time()
+        """A retry goes out."""
         self.writer.update(
             "tasks", {"run_id": self.run_id, "task_id": inst.task_id}, {"attempts": inst.attempt}
         )
+        self._insert_attempt(inst, partition)
+
+    def _insert_attempt(self, inst: Instance, partition: str) -> None:
+        now = time.time()
         self.writer.insert(
             "attempts",
             {

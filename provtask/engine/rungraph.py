@@ -66,6 +66,7 @@ class RunGraph:
         self.ready: deque[Instance] = deque()
         self.changed: list[Instance] = []
         self.new_edges: list[tuple[str, str, str]] = []
+        self.released: list[Any] = []  # futures no task will read again, to be let go
         self._constant_hashes: dict[int, str] = {}
         graph = dag.graph
         for node_id in _topological(dag):
@@ -158,7 +159,7 @@ class RunGraph:
         so workers can free the values (they are safe in the store)."""
         if inst.kind == "element":
             if self.holds[inst.parent.task_id] == 0:
-                inst.future = None
+                self._drop_futures(inst)
             return
         if self.holds[inst.task_id] == 0:
             self._drop_futures(inst)
@@ -168,11 +169,11 @@ class RunGraph:
                 if self.holds[source] == 0 and self.instances[source].state.finished:
                     self._drop_futures(self.instances[source])
 
-    @staticmethod
-    def _drop_futures(inst: Instance) -> None:
-        inst.future = None
-        for child in inst.children:
-            child.future = None
+    def _drop_futures(self, inst: Instance) -> None:
+        for holder in (inst, *inst.children):
+            if holder.future is not None:
+                self.released.append(holder.future)
+                holder.future = None
 
     def cancel_unfinished(self) -> list[Instance]:
         """Mark every unfinished instance cancelled (the run was interrupted)."""

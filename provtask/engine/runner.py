@@ -98,6 +98,7 @@ class Engine:
             self._advance()
             now = time.monotonic()
             if now >= next_scan:
+                self._let_go_of_released_futures()
                 self._scan_in_flight()
                 next_scan = now + SCAN_INTERVAL
             if now >= next_beat:
@@ -256,6 +257,14 @@ class Engine:
         else:
             self.graph.fail(inst, TaskState.FAILED, error)
 
+    def _let_go_of_released_futures(self) -> None:
+        """Drop the last references to released futures inside the client's event loop, where
+        each release is a plain callback rather than a wake-up of the loop from this thread."""
+        groups = _by_client(self.graph.released)
+        self.graph.released = []  # now only the groups hold the futures
+        for client, futures in groups:
+            client.loop.add_callback(futures.clear)
+
     def _scan_in_flight(self) -> None:
         """Find attempts whose future errored (worker lost) or that never reported."""
         now = time.monotonic()
@@ -297,6 +306,13 @@ class Engine:
         self.in_flight.clear()
         self.graph.cancel_unfinished()
         self._record_changes()
+
+
+def _by_client(futures: list[Any]) -> list[tuple[Any, list[Any]]]:
+    groups: dict[int, tuple[Any, list[Any]]] = {}
+    for future in futures:
+        groups.setdefault(id(future.client), (future.client, []))[1].append(future)
+    return list(groups.values())
 
 
 def describe_exception(exc: BaseException) -> str:
