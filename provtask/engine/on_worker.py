@@ -17,7 +17,6 @@ from collections.abc import Callable
 from types import CodeType
 from typing import Any, NamedTuple
 
-from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..store.artifacts import ArtifactFiles, make_artifact
@@ -57,6 +56,8 @@ class RunContext(NamedTuple):
 
 
 _RUNS: dict[str, RunContext] = {}
+# Reports of finished attempts, by Dask key, waiting for the worker's event loop to send them.
+_REPORTS: dict[str, tuple[str, dict[str, Any]]] = {}
 
 
 class RunPlugin(WorkerPlugin):
@@ -74,6 +75,7 @@ class RunPlugin(WorkerPlugin):
         self.name = f"provtask-{run_id}"
 
     def setup(self, worker: Any) -> None:
+        self.worker = worker
         for function, filename in zip(self.functions, self.filenames, strict=True):
             if filename and hasattr(function, "__code__"):
                 function.__code__ = _with_filename(function.__code__, filename)
@@ -103,6 +105,17 @@ class RunPlugin(WorkerPlugin):
 
     def teardown(self, worker: Any) -> None:
         _RUNS.pop(self.run_id, None)
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        """Send an attempt's report as its task leaves the executor.
+
+        This hook runs on the worker's event loop, so the report joins the same batched
+        message as Dask's own "task finished" without waking the loop from the task thread.
+        """
+        if finish != "executing":
+            entry = _REPORTS.pop(key, None) if isinstance(key, str) else None
+            if entry is not None:
+                self.worker.log_event(*entry)
 
 
 def _with_filename(code: CodeType, filename: str) -> CodeType:
@@ -150,5 +163,5 @@ def execute_attempt(call: AttemptCall, args: tuple, kwargs: dict) -> Any:
     report["hostname"] = context.hostname
     report["pid"] = os.getpid()
     report["slurm_job_id"] = context.slurm_job_id
-    get_worker().log_event(context.topic, report)
+    _REPORTS[call.key] = (context.topic, report)
     return value
