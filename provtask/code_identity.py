@@ -7,6 +7,7 @@ import hashlib
 import inspect
 import textwrap
 from collections.abc import Callable
+from types import CodeType
 
 
 def function_source(fn: Callable) -> str | None:
@@ -26,9 +27,15 @@ def function_source(fn: Callable) -> str | None:
 def code_hash(fn: Callable) -> str:
     """sha256 of the normalised source; falls back to the bytecode when there is no source."""
     source = function_source(fn)
-    if source is not None:
-        payload = source.encode()
-    else:
-        code = fn.__code__
-        payload = code.co_code + repr(code.co_consts).encode() + repr(code.co_names).encode()
+    payload = source.encode() if source is not None else _bytecode_identity(fn.__code__)
     return hashlib.sha256(payload).hexdigest()
+
+
+def _bytecode_identity(code: CodeType) -> bytes:
+    """Bytecode, names and constants; nested functions by their own identity, never by
+    their repr (which holds memory addresses)."""
+    constants = [
+        hashlib.sha256(_bytecode_identity(c)).hexdigest() if isinstance(c, CodeType) else repr(c)
+        for c in code.co_consts
+    ]
+    return code.co_code + repr((constants, code.co_names)).encode()

@@ -130,8 +130,7 @@ class DAG:
 
     def add_call(self, task: TaskDef, args: tuple, kwargs: dict) -> Ref:
         bound = task.bind_arguments(args, kwargs)
-        node_id = self._new_id(task)
-        self._add_node(node_id, task, "call", args=bound.args, kwargs=bound.kwargs)
+        node_id = self._add_node(task, "call", args=bound.args, kwargs=bound.kwargs)
         return Ref(self, node_id)
 
     def add_map(self, task: TaskDef, iterables: tuple, constants: dict) -> MapRef:
@@ -145,9 +144,8 @@ class DAG:
                     f"{task.name}.map() fans out over lists, ranges, task outputs or params; "
                     f"got {type(it).__name__}"
                 )
-        node_id = self._new_id(task)
         iterables = tuple(list(it) if isinstance(it, range) else it for it in iterables)
-        self._add_node(node_id, task, "map", args=iterables, kwargs=constants)
+        node_id = self._add_node(task, "map", args=iterables, kwargs=constants)
         return MapRef(self, node_id)
 
     def order(self, before: Ref, after: Ref) -> None:
@@ -173,8 +171,10 @@ class DAG:
         self._auto_ids[task.name] = count + 1
         return node_id
 
-    def _add_node(self, node_id: str, task: TaskDef, kind: str, args: tuple, kwargs: dict) -> None:
+    def _add_node(self, task: TaskDef, kind: str, args: tuple, kwargs: dict) -> str:
+        """Check a call's arguments, then record it under a new id (returned)."""
         refs = list(iter_refs((args, kwargs)))
+        node_id = task.node_id or task.name  # for messages; the id is taken once all is well
         if _ref_in_set((args, kwargs)):
             raise DAGError(
                 f"task {node_id!r}: task outputs cannot be put in a set (their values are not "
@@ -188,10 +188,12 @@ class DAG:
                 )
             if isinstance(ref, ParamRef) and ref.name not in self.params:
                 raise ParamError(f"DAG {self.name!r} has no param {ref.name!r}")
+        node_id = self._new_id(task)
         self.graph.add_node(node_id, task=task, kind=kind, args=args, kwargs=kwargs)
         for ref in refs:
             if isinstance(ref, Ref):
                 self.graph.add_edge(ref.node_id, node_id, kind="data")
+        return node_id
 
     # -- checks -----------------------------------------------------------------------------
     def validate(self) -> None:

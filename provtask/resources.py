@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -75,13 +76,13 @@ def parse_walltime(value: str | int | float, field: str = "walltime") -> int:
                 seconds = minutes * 60 + secs
         elif match := _UNIT_TIME_RE.match(text):
             seconds = float(match.group(1)) * _TIME_UNITS[match.group(2).lower()]
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):
         raise ResourceError(
             f"{field}: cannot read {value!r} as a duration; write 'HH:MM:SS', 'D-HH:MM:SS', "
             "'30m', '1h' or a number of seconds"
         )
-    if seconds <= 0:
-        raise ResourceError(f"{field}: must be positive, got {value!r}")
+    if round(seconds) <= 0:
+        raise ResourceError(f"{field}: must be at least one second, got {value!r}")
     return round(seconds)
 
 

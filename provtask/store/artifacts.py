@@ -22,7 +22,7 @@ from ..errors import IntegrityError, NotFoundError, StoreError
 
 INLINE_LIMIT = 64 * 1024  # bytes; larger artifacts go to files
 PREVIEW_LENGTH = 200
-_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def digest(data: bytes) -> str:
@@ -68,7 +68,7 @@ class ArtifactMeta(NamedTuple):
 
 def check_hash(value: str) -> str:
     """An artifact hash used as a path must be exactly 64 hex digits (no '../' tricks)."""
-    if not isinstance(value, str) or not _HASH_RE.match(value):
+    if not isinstance(value, str) or not _HASH_RE.fullmatch(value):
         raise NotFoundError(f"{value!r} is not an artifact hash (64 hex digits)")
     return value
 

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 DB_NAME = "provtask.db"
 BUSY_TIMEOUT_MS = 60_000
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """Enable WAL, retrying: SQLite does not apply the busy timeout to this pragma, so it
+    fails at once while another process is creating the same store."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def connect(root: Path, *, create: bool) -> sqlite3.Connection:
@@ -25,7 +42,7 @@ def connect(root: Path, *, create: bool) -> sqlite3.Connection:
         os.chmod(path, 0o600)
         (root / "artifacts").mkdir(mode=0o700, exist_ok=True)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _switch_to_wal(conn)
     conn.execute("PRAGMA synchronous = NORMAL")  # durable at each checkpoint; safe with WAL
     conn.execute("PRAGMA foreign_keys = ON")
     return conn

@@ -139,6 +139,8 @@ def migrate(db: sqlite_utils.Database) -> int:
     store at once apply each migration exactly once.
     """
     conn = db.conn
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return SCHEMA_VERSION  # the common case needs no write lock
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:

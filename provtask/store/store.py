@@ -65,7 +65,7 @@ class Store:
             self.conn = connect(self.root, create=create)
             self.db = sqlite_utils.Database(self.conn)
             migrate(self.db)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(
                 f"cannot open the store database {self.root / DB_NAME}: {exc}"
             ) from exc
