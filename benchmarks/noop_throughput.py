@@ -67,7 +67,8 @@ def main() -> None:
         Client(cluster) as client,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        plain_dask(client, 200, -1)  # warm-up
+        plain_dask(client, 200, -1)  # warm-up both: imports, connections, caches
+        provtask_run(client, 200, f"{tmp}/warm-up")
         for round_no in range(args.rounds):
             dask_rates.append(plain_dask(client, args.tasks, round_no))
             provtask_rates.append(provtask_run(client, args.tasks, f"{tmp}/store-{round_no}"))

@@ -25,13 +25,24 @@ TRACEBACK_LIMIT = 20_000  # characters kept of a traceback
 _RSS_UNIT = 1024  # ru_maxrss is in KiB on Linux
 
 
-class AttemptCall(NamedTuple):
-    """The per-task payload: which function of which run, and how to pick map elements."""
+class AttemptCall:
+    """The per-task payload: which function of which run, and how to pick map elements.
 
-    run_id: str
-    function: int  # index into the run's function table
-    key: str
-    picks: tuple[tuple[int, int], ...] = ()  # (argument position, element index)
+    A plain object, not a tuple, so Dask does not search it for futures on every submit.
+    """
+
+    __slots__ = ("function", "key", "picks", "run_id")
+
+    def __init__(
+        self, run_id: str, function: int, key: str, picks: tuple[tuple[int, int], ...] = ()
+    ) -> None:
+        self.run_id = run_id
+        self.function = function  # index into the run's function table
+        self.key = key
+        self.picks = picks  # (argument position, element index) pairs
+
+    def __reduce__(self) -> tuple:
+        return AttemptCall, (self.run_id, self.function, self.key, self.picks)
 
 
 class FailedAttempt:
@@ -47,6 +58,7 @@ FAILED = FailedAttempt()
 
 
 class RunContext(NamedTuple):
+    reports: dict[str, dict[str, Any]]  # by Dask key: finished attempts not yet sent
     topic: str
     functions: tuple[Callable, ...]
     files: ArtifactFiles
@@ -56,8 +68,8 @@ class RunContext(NamedTuple):
 
 
 _RUNS: dict[str, RunContext] = {}
-# Reports of finished attempts, by Dask key, waiting for the worker's event loop to send them.
-_REPORTS: dict[str, tuple[str, dict[str, Any]]] = {}
+REPORT_DELAY = 0.05  # s a report may wait to share a message while the worker has more work
+REPORT_BATCH = 200  # reports sent at once at most
 
 
 class RunPlugin(WorkerPlugin):
@@ -79,7 +91,10 @@ class RunPlugin(WorkerPlugin):
         for function, filename in zip(self.functions, self.filenames, strict=True):
             if filename and hasattr(function, "__code__"):
                 function.__code__ = _with_filename(function.__code__, filename)
+        self.unsent: list[dict[str, Any]] = []
+        self.timer: Any = None
         context = RunContext(
+            reports={},
             topic=self.topic,
             functions=self.functions,
             files=ArtifactFiles(self.store_root),
@@ -104,18 +119,37 @@ class RunPlugin(WorkerPlugin):
         )
 
     def teardown(self, worker: Any) -> None:
+        self.send_reports()
         _RUNS.pop(self.run_id, None)
 
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
-        """Send an attempt's report as its task leaves the executor.
+        """Queue an attempt's report as its task leaves the executor.
 
-        This hook runs on the worker's event loop, so the report joins the same batched
-        message as Dask's own "task finished" without waking the loop from the task thread.
+        This hook runs on the worker's event loop, so nothing wakes the loop from the task
+        thread. While the worker has more tasks to run, reports wait (at most
+        ``REPORT_DELAY``) to travel together; an idle worker sends at once, so chains of
+        dependent tasks are not slowed down.
         """
-        if finish != "executing":
-            entry = _REPORTS.pop(key, None) if isinstance(key, str) else None
-            if entry is not None:
-                self.worker.log_event(*entry)
+        if finish == "executing":
+            return
+        report = _RUNS[self.run_id].reports.pop(key, None)
+        if report is None:
+            return
+        self.unsent.append(report)
+        state = self.worker.state
+        if (state.executing_count or state.ready) and len(self.unsent) < REPORT_BATCH:
+            if self.timer is None:
+                self.timer = self.worker.loop.call_later(REPORT_DELAY, self.send_reports)
+        else:
+            self.send_reports()
+
+    def send_reports(self) -> None:
+        if self.timer is not None:
+            self.worker.loop.remove_timeout(self.timer)
+            self.timer = None
+        if self.unsent:
+            self.worker.log_event(self.topic, {"op": "attempts", "reports": self.unsent})
+            self.unsent = []
 
 
 def _with_filename(code: CodeType, filename: str) -> CodeType:
@@ -163,5 +197,5 @@ def execute_attempt(call: AttemptCall, args: tuple, kwargs: dict) -> Any:
     report["hostname"] = context.hostname
     report["pid"] = os.getpid()
     report["slurm_job_id"] = context.slurm_job_id
-    _REPORTS[call.key] = (context.topic, report)
+    context.reports[call.key] = report
     return value

@@ -31,7 +31,9 @@ from .progress import Progress
 from .recorder import RunRecorder
 from .rungraph import Instance, RunGraph
 
-SCAN_INTERVAL = 0.5  # s between checks of in-flight futures for lost attempts
+SCAN_INTERVAL = 2.0  # s between checks of in-flight futures for lost attempts
+INBOX_TIMEOUT = 0.5  # s the loop waits for reports before doing its periodic chores
+RELEASE_INTERVAL = 0.5  # s between hand-overs of unneeded futures to the client loop
 HEARTBEAT_INTERVAL = 5.0  # s between run heartbeats in the store
 WORKER_POLL_INTERVAL = 2.0  # s between checks for departed workers
 REPORT_GRACE = 30.0  # s a finished future may wait for its report before it counts as lost
@@ -92,13 +94,15 @@ class Engine:
                 RunPlugin(self.run_id, self.topic, self.store_root, functions)
             )
         self._advance()
-        next_scan = next_beat = next_poll = next_publish = time.monotonic()
+        next_scan = next_beat = next_poll = next_publish = next_release = time.monotonic()
         while self.unfinished and self.cancel_reason is None:
-            self._drain_inbox(timeout=SCAN_INTERVAL)
+            self._drain_inbox(timeout=INBOX_TIMEOUT)
             self._advance()
             now = time.monotonic()
-            if now >= next_scan:
+            if now >= next_release:
                 self._let_go_of_released_futures()
+                next_release = now + RELEASE_INTERVAL
+            if now >= next_scan:
                 self._scan_in_flight()
                 next_scan = now + SCAN_INTERVAL
             if now >= next_beat:
@@ -148,8 +152,9 @@ class Engine:
                 self.cancel_reason = message.reason
                 return
             pool, report = message
-            if report["op"] == "attempt":
-                self._on_report(report)
+            if report["op"] == "attempts":
+                for attempt in report["reports"]:
+                    self._on_report(attempt)
             elif report["op"] == "worker":
                 self.workers.add(report["worker"])
                 self.recorder.worker_connected(report, pool.name)

@@ -2,7 +2,9 @@
 
 The engine queues inserts and updates without waiting; a background thread applies them in
 one transaction per batch (every ``interval`` seconds or ``max_batch`` operations), so the
-hot path never waits on a commit. Errors (disk full, a locked database past the busy timeout)
+hot path never waits on a commit. Within a batch, updates of a row inserted or updated
+earlier in the same batch are merged into that operation: a short task's "submitted" and
+"finished" become one row write. Errors (disk full, a locked database past the busy timeout)
 are kept and raised by the next ``flush`` or ``close``.
 """
 
@@ -11,8 +13,8 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
-from itertools import groupby
 from typing import Any
 
 from ..errors import StoreError
@@ -30,6 +32,7 @@ class StoreWriter:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._error: BaseException | None = None
+        self._keys: dict[str, tuple[str, ...]] = {}  # primary-key columns per table
         self._thread = threading.Thread(
             target=self._loop, name="provtask-store-writer", daemon=True
         )
@@ -37,20 +40,19 @@ class StoreWriter:
 
     # -- queueing (any thread) --------------------------------------------------------------
     def insert(self, table: str, row: dict[str, Any], *, ignore: bool = False) -> None:
-        """Queue an insert; ``ignore`` keeps an existing row with the same key."""
+        """Queue an insert (the writer owns ``row`` from now on); ``ignore`` keeps an
+        existing row with the same key."""
         self._check()
-        verb = "INSERT OR IGNORE" if ignore else "INSERT"
-        self._queue.put((verb, table, tuple(row), (), tuple(row.values())))
+        self._queue.put(["INSERT OR IGNORE" if ignore else "INSERT", table, row, None])
 
     def insert_many(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
             self.insert(table, row)
 
     def update(self, table: str, where: dict[str, Any], changes: dict[str, Any]) -> None:
-        """Queue ``UPDATE table SET changes WHERE where``."""
+        """Queue ``UPDATE table SET changes WHERE where`` (``where`` names the primary key)."""
         self._check()
-        values = (*changes.values(), *where.values())
-        self._queue.put(("UPDATE", table, tuple(changes), tuple(where), values))
+        self._queue.put(["UPDATE", table, changes, where])
 
     def flush(self, timeout: float | None = 60) -> None:
         """Block until everything queued so far is committed."""
@@ -77,12 +79,12 @@ class StoreWriter:
     def _loop(self) -> None:
         stop = False
         while not stop:
-            batch: list[tuple] = []
+            item = self._queue.get()
+            batch: list[list] = []
             waiters: list[threading.Event] = []
-            try:
-                item = self._queue.get(timeout=self._interval)
-            except queue.Empty:
-                continue
+            # Collect for up to one interval after the first item: one transaction per batch
+            # (a commit per trickling operation would rewrite the same pages thousands of times).
+            deadline = time.monotonic() + self._interval
             while True:
                 if item is _STOP:
                     stop = True
@@ -90,10 +92,13 @@ class StoreWriter:
                     waiters.append(item[1])
                 else:
                     batch.append(item)
-                if stop or len(batch) >= self._max_batch:
+                if stop or waiters or len(batch) >= self._max_batch:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     break
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=remaining)
                 except queue.Empty:
                     break
             if batch and self._error is None:
@@ -101,21 +106,61 @@ class StoreWriter:
             for waiter in waiters:
                 waiter.set()
 
-    def _apply(self, batch: list[tuple]) -> None:
+    def _apply(self, batch: list[list]) -> None:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-            # Consecutive operations of the same shape become one executemany; order is kept.
-            for (verb, table, cols, where), ops in groupby(batch, key=lambda op: op[:4]):
+            for (verb, table, cols, where), group in _by_shape(self._coalesce(batch)).items():
                 if verb == "UPDATE":
                     assignments = ", ".join(f'"{c}" = ?' for c in cols)
                     condition = " AND ".join(f'"{c}" = ?' for c in where)
                     sql = f'UPDATE "{table}" SET {assignments} WHERE {condition}'
+                    rows = [(*op[2].values(), *op[3].values()) for op in group]
                 else:
                     names = ", ".join(f'"{c}"' for c in cols)
                     sql = f'{verb} INTO "{table}" ({names}) VALUES ({", ".join("?" * len(cols))})'
-                self._conn.executemany(sql, [op[4] for op in ops])
+                    rows = [tuple(op[2].values()) for op in group]
+                self._conn.executemany(sql, rows)
             self._conn.execute("COMMIT")
         except BaseException as exc:
             self._error = exc
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+
+    def _coalesce(self, batch: list[list]) -> list[list]:
+        """Merge each update into an earlier insert or update of the same row in the batch."""
+        ops: list[list] = []
+        by_row: dict[tuple, list] = {}
+        for op in batch:
+            verb, table, data, where = op
+            if verb == "UPDATE":
+                row_key = (table, tuple(sorted(where.items())))
+                earlier = by_row.get(row_key)
+                if earlier is not None:
+                    earlier[2].update(data)
+                    continue
+                by_row[row_key] = op
+            elif verb == "INSERT":
+                key_columns = self._primary_key(table)
+                if all(c in data for c in key_columns):
+                    by_row[(table, tuple(sorted((c, data[c]) for c in key_columns)))] = op
+            ops.append(op)
+        return ops
+
+    def _primary_key(self, table: str) -> tuple[str, ...]:
+        if table not in self._keys:
+            info = self._conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+            self._keys[table] = tuple(row[1] for row in sorted(info, key=lambda r: r[5]) if row[5])
+        return self._keys[table]
+
+
+def _by_shape(ops: list[list]) -> dict[tuple, list[list]]:
+    """Operations grouped by statement, for one ``executemany`` each.
+
+    After coalescing, each row has at most one update, so updates commute with each other;
+    inserts go first because an update may target a row inserted in the same batch.
+    """
+    groups: dict[tuple, list[list]] = {}
+    for op in sorted(ops, key=lambda op: op[0] == "UPDATE"):  # stable: inserts, then updates
+        shape = (op[0], op[1], tuple(op[2]), tuple(op[3] or ()))
+        groups.setdefault(shape, []).append(op)
+    return groups
