@@ -25,6 +25,7 @@ from typing import Any
 
 from ..dag import DAG
 from ..states import AttemptStatus, RunStatus, TaskState
+from .on_scheduler import WorkerDeparturePlugin
 from .on_worker import AttemptCall, RunPlugin, execute_attempt
 from .pools import Pool, Pools
 from .progress import Progress
@@ -35,7 +36,6 @@ SCAN_INTERVAL = 2.0  # s between checks of in-flight futures for lost attempts
 INBOX_TIMEOUT = 0.5  # s the loop waits for reports before doing its periodic chores
 RELEASE_INTERVAL = 0.5  # s between hand-overs of unneeded futures to the client loop
 HEARTBEAT_INTERVAL = 5.0  # s between run heartbeats in the store
-WORKER_POLL_INTERVAL = 2.0  # s between checks for departed workers
 REPORT_GRACE = 30.0  # s a finished future may wait for its report before it counts as lost
 PROGRESS_INTERVAL = 0.1  # s between progress snapshots
 
@@ -93,8 +93,9 @@ class Engine:
             pool.client.register_plugin(
                 RunPlugin(self.run_id, self.topic, self.store_root, functions)
             )
+            pool.client.register_plugin(WorkerDeparturePlugin(self.run_id, self.topic))
         self._advance()
-        next_scan = next_beat = next_poll = next_publish = next_release = time.monotonic()
+        next_scan = next_beat = next_publish = next_release = time.monotonic()
         while self.unfinished and self.cancel_reason is None:
             self._drain_inbox(timeout=INBOX_TIMEOUT)
             self._advance()
@@ -108,9 +109,6 @@ class Engine:
             if now >= next_beat:
                 self.recorder.heartbeat(self._n_counted())
                 next_beat = now + HEARTBEAT_INTERVAL
-            if now >= next_poll:
-                self._poll_workers()
-                next_poll = now + WORKER_POLL_INTERVAL
             if now >= next_publish:
                 self.publish(Progress.from_counts(self.counts))
                 next_publish = now + PROGRESS_INTERVAL
@@ -132,6 +130,7 @@ class Engine:
             if pool.client.status == "running":
                 pool.client.unsubscribe_topic(self.topic)
                 pool.client.unregister_worker_plugin(f"provtask-{self.run_id}")
+                pool.client.unregister_scheduler_plugin(f"provtask-departures-{self.run_id}")
 
     def _n_counted(self) -> int:
         return sum(self.counts.values())
@@ -158,6 +157,9 @@ class Engine:
             elif report["op"] == "worker":
                 self.workers.add(report["worker"])
                 self.recorder.worker_connected(report, pool.name)
+            elif report["op"] == "worker-left" and report["worker"] in self.workers:
+                self.workers.discard(report["worker"])
+                self.recorder.worker_disconnected(report["worker"], report["time"])
             try:
                 message = self.inbox.get_nowait()
             except queue.Empty:
@@ -290,15 +292,6 @@ class Engine:
         message = f"{what}: {exc}" if exc else what
         self.recorder.attempt_ended_without_report(inst, AttemptStatus.LOST, exc_type, message)
         self._attempt_failed(inst, message)
-
-    def _poll_workers(self) -> None:
-        present: set[str] = set()
-        for pool in self.pools.all():
-            present |= set(pool.client.scheduler_info(n_workers=-1).get("workers", {}))
-        now = time.time()
-        for worker in self.workers - present:
-            self.recorder.worker_disconnected(worker, now)
-        self.workers &= present
 
     def abort(self, why: str) -> None:
         """Cancel in-flight attempts and mark every unfinished task cancelled."""
