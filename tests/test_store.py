@@ -300,7 +300,8 @@ def test_two_processes_opening_a_new_store_at_once(root):
 def test_writer_commits_many_inserts_in_batches(store, root):
     writer = StoreWriter(connect(root, create=False), max_batch=100)
     writer.insert("runs", run_row("r"))
-    writer.insert_many("tasks", (task_row("r", f"t[{i}]") for i in range(5000)))
+    for i in range(5000):
+        writer.insert("tasks", task_row("r", f"t[{i}]"))
     writer.flush()
     assert count(root, "tasks") == 5000  # visible to another connection once flush returns
     writer.close()
@@ -322,7 +323,8 @@ def test_writer_keeps_the_order_of_inserts_and_updates(store, root, writer):
 
 def test_flush_is_a_barrier_for_every_queued_write(store, root, writer):
     for batch in range(5):
-        writer.insert_many("tasks", (task_row("r", f"{batch}-{i}") for i in range(200)))
+        for i in range(200):
+            writer.insert("tasks", task_row("r", f"{batch}-{i}"))
         writer.flush()
         assert count(root, "tasks") == 200 * (batch + 1)
     writer.flush()  # nothing queued: returns at once

@@ -14,7 +14,6 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from ..errors import StoreError
@@ -44,10 +43,6 @@ class StoreWriter:
         existing row with the same key."""
         self._check()
         self._queue.put(["INSERT OR IGNORE" if ignore else "INSERT", table, row, None])
-
-    def insert_many(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
-        for row in rows:
-            self.insert(table, row)
 
     def update(self, table: str, where: dict[str, Any], changes: dict[str, Any]) -> None:
         """Queue ``UPDATE table SET changes WHERE where`` (``where`` names the primary key)."""
