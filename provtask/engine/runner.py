@@ -67,12 +67,13 @@ class Engine:
         self.recorder = recorder
         self.inbox = inbox
         self.publish = publish
-        self.store_root = store_root
         self.topic = f"provtask-{run_id}"
         self.graph = RunGraph(dag, params)
         self.functions: dict[Callable, int] = {}
         for inst in self.graph.instances.values():
             self.functions.setdefault(inst.task.fn, len(self.functions))
+        self.worker_plugin = RunPlugin(run_id, self.topic, store_root, tuple(self.functions))
+        self.scheduler_plugin = WorkerDeparturePlugin(run_id, self.topic)
         self.in_flight: dict[str, tuple[Instance, int, Pool]] = {}
         self.unreported_since: dict[str, float] = {}
         self.workers: set[str] = set()
@@ -87,13 +88,10 @@ class Engine:
         self.recorder.add_tasks(list(self.graph.instances.values()))
         self.recorder.add_edges([(u, v, d["kind"]) for u, v, d in self.dag.graph.edges(data=True)])
         self._note_changes(list(self.graph.instances.values()))
-        functions = tuple(self.functions)
         for pool in self.pools.all():
             pool.client.subscribe_topic(self.topic, self._event_handler(pool))
-            pool.client.register_plugin(
-                RunPlugin(self.run_id, self.topic, self.store_root, functions)
-            )
-            pool.client.register_plugin(WorkerDeparturePlugin(self.run_id, self.topic))
+            pool.client.register_plugin(self.worker_plugin)
+            pool.client.register_plugin(self.scheduler_plugin)
         self._advance()
         next_scan = next_beat = next_publish = next_release = time.monotonic()
         while self.unfinished and self.cancel_reason is None:
@@ -129,8 +127,8 @@ class Engine:
         for pool in self.pools.all():
             if pool.client.status == "running":
                 pool.client.unsubscribe_topic(self.topic)
-                pool.client.unregister_worker_plugin(f"provtask-{self.run_id}")
-                pool.client.unregister_scheduler_plugin(f"provtask-departures-{self.run_id}")
+                pool.client.unregister_worker_plugin(self.worker_plugin.name)
+                pool.client.unregister_scheduler_plugin(self.scheduler_plugin.name)
 
     def _n_counted(self) -> int:
         return sum(self.counts.values())
