@@ -31,18 +31,24 @@ class AttemptCall:
     A plain object, not a tuple, so Dask does not search it for futures on every submit.
     """
 
-    __slots__ = ("function", "key", "picks", "run_id")
+    __slots__ = ("function", "key", "keywords", "picks", "run_id")
 
     def __init__(
-        self, run_id: str, function: int, key: str, picks: tuple[tuple[int, int], ...] = ()
+        self,
+        run_id: str,
+        function: int,
+        key: str,
+        picks: tuple[tuple[int, int], ...] = (),
+        keywords: tuple[str, ...] = (),
     ) -> None:
         self.run_id = run_id
         self.function = function  # index into the run's function table
         self.key = key
         self.picks = picks  # (argument position, element index) pairs
+        self.keywords = keywords  # names of the last arguments, passed by keyword
 
     def __reduce__(self) -> tuple:
-        return AttemptCall, (self.run_id, self.function, self.key, self.picks)
+        return AttemptCall, (self.run_id, self.function, self.key, self.picks, self.keywords)
 
 
 class FailedAttempt:
@@ -166,9 +172,15 @@ def _record_failure(report: dict[str, Any], exc: BaseException, message: str) ->
     report["traceback"] = "".join(traceback.format_exception(exc))[-TRACEBACK_LIMIT:]
 
 
-def execute_attempt(call: AttemptCall, args: tuple, kwargs: dict) -> Any:
-    """Run one attempt of a task and report it; returns the value (or ``FAILED``)."""
+def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
+    """Run one attempt of a task and report it; returns the value (or ``FAILED``).
+
+    Arguments arrive flat (keyword values last, named by ``call.keywords``), as plain Dask
+    task arguments: nothing nested for Dask to search on every submit.
+    """
     context = _RUNS[call.run_id]
+    split = len(arguments) - len(call.keywords)
+    args, kwargs = arguments[:split], dict(zip(call.keywords, arguments[split:], strict=True))
     report: dict[str, Any] = {"op": "attempt", "key": call.key, "started": time.time()}
     cpu_start = time.thread_time()
     value: Any = FAILED

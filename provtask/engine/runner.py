@@ -212,12 +212,14 @@ class Engine:
 
     # -- submission -------------------------------------------------------------------------
     def _submit(self, batch: list[Instance]) -> None:
-        by_pool: dict[int, tuple[Pool, list[Instance]]] = {}
+        # One client.map per pool and number of arguments, whose columns are the arguments.
+        groups: dict[tuple[int, int], tuple[Pool, list[Instance]]] = {}
         for inst in batch:
             pool = self.pools.pool_for(inst.task)
-            by_pool.setdefault(id(pool), (pool, []))[1].append(inst)
-        for pool, instances in by_pool.values():
-            calls, arguments, keywords, keys = [], [], [], []
+            arity = len(inst.args) + len(inst.kwargs)
+            groups.setdefault((id(pool), arity), (pool, []))[1].append(inst)
+        for pool, instances in groups.values():
+            calls, rows, keys = [], [], []
             for inst in instances:
                 inst.attempt += 1
                 inst.key = f"{inst.task.name}-{self.run_id}-{inst.seq}.{inst.attempt}"
@@ -227,16 +229,15 @@ class Engine:
                     self.graph.set_state(inst, TaskState.RUNNING)
                 else:
                     self.recorder.attempt_submitted(inst, pool.name)
+                function = self.functions[inst.task.fn]
                 calls.append(
-                    AttemptCall(self.run_id, self.functions[inst.task.fn], inst.key, inst.picks)
+                    AttemptCall(self.run_id, function, inst.key, inst.picks, tuple(inst.kwargs))
                 )
-                arguments.append(self.graph.resolve(inst.args))
-                keywords.append(self.graph.resolve(inst.kwargs))
+                rows.append(self.graph.resolve((*inst.args, *inst.kwargs.values())))
                 keys.append(inst.key)
                 self.in_flight[inst.key] = (inst, inst.attempt, pool)
-            futures = pool.client.map(
-                execute_attempt, calls, arguments, keywords, key=keys, pure=False
-            )
+            columns = list(zip(*rows, strict=True)) if rows and rows[0] else []
+            futures = pool.client.map(execute_attempt, calls, *columns, key=keys, pure=False)
             for inst, future in zip(instances, futures, strict=True):
                 inst.future = future
 
