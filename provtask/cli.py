@@ -266,5 +266,22 @@ def tasks(
     )
 
 
+@main.command(name="efficiency")
+@click.argument("run_ref", metavar="RUN")
+@json_option
+@store_option
+@friendly_errors
+def efficiency_command(run_ref: str, as_json: bool, store_path: Path) -> None:
+    """How a run's allocated worker time was spent, per partition (seconds)."""
+    from .analysis import efficiency
+    from .analysis.efficiency import CATEGORIES
+
+    table = efficiency(_open(store_path), run_ref)
+    columns = ["partition", "workers", "slots", "allocated", *CATEGORIES, "efficiency"]
+    if not as_json:
+        table["efficiency"] = table["efficiency"].map(lambda e: f"{e:.1%}")
+    _echo_frame(table, as_json, columns)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -144,3 +144,17 @@ def test_ctrl_c_interrupts_the_run_and_records_it(store_dir):
     assert store.run("latest")["status"] == "interrupted"
     states = set(store.tasks("latest").query("kind == 'element'")["state"])
     assert states <= {"success", "cancelled"} and "cancelled" in states
+
+
+def test_efficiency_table_and_json(store_dir):
+    provtask("run", "dags/convergence.py", "--no-progress", "--workers", "2", store=store_dir)
+    shown = provtask("efficiency", "latest", store=store_dir)
+    assert shown.returncode == 0 and "allocated" in shown.stdout and "%" in shown.stdout
+    rows = json.loads(provtask("efficiency", "latest", "--json", store=store_dir).stdout)
+    assert [r["partition"] for r in rows] == ["local", "all"]
+    whole = rows[-1]
+    assert whole["workers"] == 2 and 0 < whole["efficiency"] <= 1
+    spent = sum(
+        whole[c] for c in ("compute", "provenance", "failed", "startup", "scheduling", "idle")
+    )
+    assert abs(spent - whole["allocated"]) < 1e-6

@@ -191,8 +191,10 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
                 args[position] = args[position][index]
         value = context.functions[call.function](*args, **kwargs)
     except BaseException as exc:  # the task's own failure: reported, not raised
+        report["function_ended"] = time.time()
         _record_failure(report, exc, str(exc))
     else:
+        report["function_ended"] = time.time()
         try:
             artifact = make_artifact(value, context.files)
         except (TypeError, OSError) as exc:

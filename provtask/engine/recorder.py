@@ -145,6 +145,7 @@ class RunRecorder:
                 "status": report["status"],
                 "started_at": report.get("started"),
                 "ended_at": report.get("ended"),
+                "function_ended_at": report.get("function_ended"),
                 "worker": report.get("worker"),
                 "hostname": report.get("hostname"),
                 "pid": report.get("pid"),

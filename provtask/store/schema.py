@@ -128,7 +128,12 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
     db["attempts"].create_index(["output_hash"])
 
 
-MIGRATIONS: list[Migration] = [_v1_initial]
+def _v2_function_end(db: sqlite_utils.Database) -> None:
+    # When the task's own code returned, so storing its output is measured apart from it.
+    db["attempts"].add_column("function_ended_at", float)
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_function_end]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

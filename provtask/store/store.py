@@ -32,6 +32,7 @@ STALE_AFTER = 60.0
 _TIME_COLUMNS = (
     "started_at",
     "ended_at",
+    "function_ended_at",
     "heartbeat_at",
     "ready_at",
     "submitted_at",
