@@ -34,7 +34,17 @@ import provtask
 from provtask.cli import main
 
 DOCS = Path(__file__).parent.parent / "docs"
-PAGES = ["index", "tutorial", "concepts", "configuration", "cli", "schema", "api"]
+PAGES = [
+    "index",
+    "tutorial",
+    "querying",
+    "concepts",
+    "efficiency",
+    "configuration",
+    "cli",
+    "schema",
+    "api",
+]
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```\s*$", re.DOTALL | re.MULTILINE)
 EXIT_NOTE = re.compile(r"#\s*exits with status (\d+)\s*$")
 
