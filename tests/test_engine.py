@@ -309,3 +309,25 @@ def test_a_run_whose_driver_died_shows_as_interrupted(store_dir):
     )
     assert store.run("latest")["status"] == "interrupted"
     assert list(store.runs()["status"]) == ["interrupted"]
+
+
+def test_each_attempt_records_what_it_printed(client, store_dir):
+    @task
+    def chatty(n: int) -> int:
+        import sys
+
+        print(f"computing {n}")
+        print("x" * 100_000)  # more than is kept: only the tail survives
+        print(f"warning from {n}", file=sys.stderr)
+        return n
+
+    with DAG("chatty") as dag:
+        chatty.map([1, 2])
+    result = dag.run(client=client, store=store_dir)
+    attempts = Store(store_dir).attempts(result.run_id).set_index("task_id")
+    for n in (1, 2):
+        row = attempts.loc[f"chatty[{n - 1}]"]
+        assert row.stderr == f"warning from {n}\n"
+        assert row.stdout.startswith("[… ") and "earlier characters not kept" in row.stdout
+        assert row.stdout.endswith("x" * 1000 + "\n") and len(row.stdout) < 70_000
+    assert "computing" not in attempts.loc["chatty[0]", "stdout"]  # cut with the head

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..store.artifacts import ArtifactFiles, make_artifact
+from .capture import captured, install_stream_routing
 
 TRACEBACK_LIMIT = 20_000  # characters kept of a traceback
 _RSS_UNIT = 1024  # ru_maxrss is in KiB on Linux
@@ -94,6 +95,7 @@ class RunPlugin(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         self.worker = worker
+        install_stream_routing()
         for function, filename in zip(self.functions, self.filenames, strict=True):
             if filename and hasattr(function, "__code__"):
                 function.__code__ = _with_filename(function.__code__, filename)
@@ -189,7 +191,8 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
             args = list(args)
             for position, index in call.picks:
                 args[position] = args[position][index]
-        value = context.functions[call.function](*args, **kwargs)
+        with captured(report):  # the attempt's own print output
+            value = context.functions[call.function](*args, **kwargs)
     except BaseException as exc:  # the task's own failure: reported, not raised
         report["function_ended"] = time.time()
         _record_failure(report, exc, str(exc))

@@ -155,6 +155,8 @@ class RunRecorder:
                 "exc_type": report.get("exc_type"),
                 "exc_message": report.get("exc_message"),
                 "traceback": report.get("traceback"),
+                "stdout": report.get("stdout"),
+                "stderr": report.get("stderr"),
                 "output_hash": artifact["hash"] if artifact else None,
             },
         )

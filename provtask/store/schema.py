@@ -133,7 +133,13 @@ def _v2_function_end(db: sqlite_utils.Database) -> None:
     db["attempts"].add_column("function_ended_at", float)
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_function_end]
+def _v3_output_streams(db: sqlite_utils.Database) -> None:
+    # The tail of what the attempt printed (Python-level sys.stdout / sys.stderr).
+    db["attempts"].add_column("stdout", str)
+    db["attempts"].add_column("stderr", str)
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_function_end, _v3_output_streams]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
