@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .engine.progress_bar import show_progress
 from .errors import ProvtaskError, RunInterrupted
 from .states import RunStatus, TaskState
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .engine.handle import RunHandle
     from .store import Store
 
 store_option = click.option(
@@ -94,7 +94,10 @@ def run(
     click.echo(f"run {handle.run_id} of DAG {dag.name!r} (store: {handle.store_path})", err=True)
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        _follow(handle, progress)
+        if progress:
+            show_progress(handle)
+        else:
+            handle.wait()
     except KeyboardInterrupt:
         click.echo("interrupting: cancelling running tasks…", err=True)
         handle.cancel("interrupted (Ctrl-C or SIGTERM)")
@@ -113,30 +116,6 @@ def run(
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-def _follow(handle: RunHandle, show: bool) -> None:
-    """Wait for the run, drawing a progress bar with done / running / failed counts."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[counts]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, disable=not show, transient=False) as bar:
-        task = bar.add_task(handle.run_id, total=None, counts="starting…")
-        while True:
-            done = handle.wait(timeout=0.1)
-            snapshot = handle.progress()
-            bar.update(
-                task, total=snapshot.total, completed=snapshot.finished, counts=snapshot.summary()
-            )
-            if done:
-                return
-            time.sleep(0.05)
 
 
 def _open(store_path: Path) -> Store:

@@ -331,3 +331,12 @@ def test_each_attempt_records_what_it_printed(client, store_dir):
         assert row.stdout.startswith("[… ") and "earlier characters not kept" in row.stdout
         assert row.stdout.endswith("x" * 1000 + "\n") and len(row.stdout) < 70_000
     assert "computing" not in attempts.loc["chatty[0]", "stdout"]  # cut with the head
+
+
+def test_blocking_run_can_draw_a_progress_bar(client, store_dir, load_dag, capsys):
+    result = load_dag("edge_cases", "slow").run(
+        client=client, store=store_dir, params={"durations": [0.1] * 3}, progress=True
+    )
+    assert result.ok
+    drawn = capsys.readouterr().out
+    assert result.run_id in drawn and "3/3" in drawn and "3 done, 0 running, 0 failed" in drawn

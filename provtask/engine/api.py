@@ -23,6 +23,7 @@ from ..states import RunStatus
 from ..store import Store
 from .handle import RunHandle, RunResult
 from .pools import Pool, Pools, local_pool
+from .progress_bar import show_progress
 from .recorder import RunRecorder
 from .runner import Engine, describe_exception
 
@@ -100,13 +101,16 @@ def submit(
     return handle
 
 
-def run(dag: DAG, **options: Any) -> RunResult:
+def run(dag: DAG, *, progress: bool = False, **options: Any) -> RunResult:
     """Run ``dag`` to the end and return its :class:`RunResult` (options as :func:`submit`).
 
-    Ctrl-C cancels the run, records it as interrupted, and raises :class:`RunInterrupted`.
+    ``progress=True`` draws a progress bar (in a terminal or a Jupyter cell). Ctrl-C
+    cancels the run, records it as interrupted, and raises :class:`RunInterrupted`.
     """
     handle = submit(dag, **options)
     try:
+        if progress:
+            show_progress(handle)
         while not handle.wait(timeout=0.25):
             pass
     except KeyboardInterrupt:
