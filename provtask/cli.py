@@ -262,5 +262,24 @@ def efficiency_command(run_ref: str, as_json: bool, store_path: Path) -> None:
     _echo_frame(table, as_json, columns)
 
 
+@main.command()
+@click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
+@click.option(
+    "--parquet",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the Parquet datasets (TABLE/run_id=ID/part-0.parquet).",
+)
+@store_option
+@friendly_errors
+def export(run_refs: tuple[str, ...], directory: Path, store_path: Path) -> None:
+    """Export runs as Parquet datasets, one per table, partitioned by run."""
+    from .analysis.export import export_parquet
+
+    counts = export_parquet(_open(store_path), list(run_refs), directory)
+    click.echo(", ".join(f"{table}: {rows} rows" for table, rows in counts.items()))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -172,7 +172,15 @@ class Store:
 
     def edges(self, run: str) -> pd.DataFrame:
         where, params = _where({"run_id": self.resolve_run(run)})
-        return self._frame(f"SELECT source, target, kind FROM edges {where}", params)
+        return self._frame(f"SELECT * FROM edges {where}", params)
+
+    def artifacts(self, run: str) -> pd.DataFrame:
+        """Metadata (not the bytes) of the artifacts a run's attempts produced."""
+        return self._frame(
+            "SELECT hash, size, serializer, type, preview, path, created_at FROM artifacts "
+            "WHERE hash IN (SELECT output_hash FROM attempts WHERE run_id = ?) ORDER BY hash",
+            [self.resolve_run(run)],
+        )
 
     # -- artifacts --------------------------------------------------------------------------
     def load_artifact(self, hash_: str) -> Any:
