@@ -172,7 +172,7 @@ class Store:
 
     def edges(self, run: str) -> pd.DataFrame:
         where, params = _where({"run_id": self.resolve_run(run)})
-        return self._frame(f"SELECT * FROM edges {where}", params)
+        return self._frame(f"SELECT source, target, kind FROM edges {where}", params)
 
     def artifacts(self, run: str) -> pd.DataFrame:
         """Metadata (not the bytes) of the artifacts a run's attempts produced."""
