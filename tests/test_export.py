@@ -7,7 +7,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from provtask import NotFoundError, Store
+from provtask import NotFoundError, Store, StoreError
 from provtask.analysis.export import export_parquet
 
 
@@ -40,3 +40,13 @@ def test_export_of_an_unknown_run_is_a_clear_error(store_dir, tmp_path):
     with pytest.raises(NotFoundError, match=r"no run '\.\./etc'"):
         export_parquet(Store(store_dir), ["../etc"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_export_refuses_the_store_folder_and_forged_run_ids(store_dir, tmp_path):
+    store = Store(store_dir)
+    with pytest.raises(StoreError, match="outside the store"):
+        export_parquet(store, ["latest"], store_dir / "artifacts")
+    store.db["runs"].insert({"run_id": "../../escape", "dag_name": "x", "started_at": 1.0})
+    with pytest.raises(StoreError, match="not one provtask made"):
+        export_parquet(store, ["../../escape"], tmp_path / "out")
+    assert not (tmp_path / "escape").exists()

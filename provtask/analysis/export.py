@@ -7,10 +7,13 @@ replaces its partitions atomically, so exports are idempotent.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..errors import StoreError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 TABLES = ("runs", "tasks", "attempts", "workers", "edges", "artifacts")
+_RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 
 
 def export_parquet(store: Store, runs: list[str], directory: str | os.PathLike) -> dict[str, int]:
@@ -25,16 +29,29 @@ def export_parquet(store: Store, runs: list[str], directory: str | os.PathLike) 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    root = Path(directory)
+    root = Path(directory).absolute()
+    if root == store.root or root.is_relative_to(store.root):
+        raise StoreError(f"export to a folder outside the store, not {root}")
+    run_ids = [_safe_run_id(store.resolve_run(ref)) for ref in dict.fromkeys(runs)]
     counts = dict.fromkeys(TABLES, 0)
-    for run_id in dict.fromkeys(store.resolve_run(ref) for ref in runs):
-        for table in TABLES:
-            frame = _table(store, table, run_id).drop(columns="run_id", errors="ignore")
-            schema = _schema(store, table, frame, pa)
-            arrow = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-            _replace_partition(root / table / f"run_id={run_id}", arrow, pq)
-            counts[table] += len(frame)
+    try:
+        for run_id in run_ids:
+            for table in TABLES:
+                frame = _table(store, table, run_id).drop(columns="run_id", errors="ignore")
+                schema = _schema(store, table, frame, pa)
+                arrow = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+                _replace_partition(root / table / f"run_id={run_id}", arrow, pq)
+                counts[table] += len(frame)
+    except OSError as exc:
+        raise StoreError(f"cannot write the export to {root}: {exc}") from exc
     return counts
+
+
+def _safe_run_id(run_id: str) -> str:
+    """Run ids become folder names: only the shape provtask creates is accepted."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise StoreError(f"run id {run_id!r} is not one provtask made; it is not exported")
+    return run_id
 
 
 def _table(store: Store, table: str, run_id: str) -> pd.DataFrame:

@@ -175,11 +175,12 @@ class Store:
         return self._frame(f"SELECT source, target, kind FROM edges {where}", params)
 
     def artifacts(self, run: str) -> pd.DataFrame:
-        """Metadata (not the bytes) of the artifacts a run's attempts produced."""
+        """Metadata (not the bytes) of the artifacts a run's tasks produced or reused."""
         return self._frame(
             "SELECT hash, size, serializer, type, preview, path, created_at FROM artifacts "
-            "WHERE hash IN (SELECT output_hash FROM attempts WHERE run_id = ?) ORDER BY hash",
-            [self.resolve_run(run)],
+            "WHERE hash IN (SELECT output_hash FROM attempts WHERE run_id = ? "
+            "UNION SELECT output_hash FROM tasks WHERE run_id = ?) ORDER BY hash",
+            [self.resolve_run(run)] * 2,
         )
 
     # -- artifacts --------------------------------------------------------------------------
