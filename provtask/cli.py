@@ -207,7 +207,8 @@ def _print_run(store: Store, run_ref: str) -> None:
     )
     click.echo(f"params {json.dumps(info['params'])}  cluster {info['cluster'] or '-'}")
     tasks = store.tasks(info["run_id"])
-    _echo_frame(task_summary(tasks), False, list(task_summary(tasks).columns))
+    summary = task_summary(tasks)
+    _echo_frame(summary, False, list(summary.columns))
     failed = tasks[tasks["state"] == "failed"]
     for row in failed.head(10).itertuples():
         click.echo(f"  ✗ {row.task_id}: {row.error}", err=True)

@@ -164,7 +164,7 @@ def _execute(
         try:
             if engine is not None:
                 engine.close()
-            n_tasks = sum(engine.counts.values()) if engine else 0
+            n_tasks = engine.n_tasks if engine else 0
             recorder.finish_run(status, n_tasks, error)
             writer.close()
         except BaseException as exc:

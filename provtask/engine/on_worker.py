@@ -66,7 +66,6 @@ FAILED = FailedAttempt()
 
 class RunContext(NamedTuple):
     reports: dict[str, dict[str, Any]]  # by Dask key: finished attempts not yet sent
-    topic: str
     functions: tuple[Callable, ...]
     files: ArtifactFiles
     worker: str
@@ -103,7 +102,6 @@ class RunPlugin(WorkerPlugin):
         self.timer: Any = None
         context = RunContext(
             reports={},
-            topic=self.topic,
             functions=self.functions,
             files=ArtifactFiles(self.store_root),
             worker=worker.address,

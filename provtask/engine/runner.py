@@ -74,7 +74,7 @@ class Engine:
             self.functions.setdefault(inst.task.fn, len(self.functions))
         self.worker_plugin = RunPlugin(run_id, self.topic, store_root, tuple(self.functions))
         self.scheduler_plugin = WorkerDeparturePlugin(run_id, self.topic)
-        self.in_flight: dict[str, tuple[Instance, int, Pool]] = {}
+        self.in_flight: dict[str, tuple[Instance, int]] = {}  # by key: instance, attempt
         self.unreported_since: dict[str, float] = {}
         self.workers: set[str] = set()
         self.retry: list[Instance] = []
@@ -105,7 +105,7 @@ class Engine:
                 self._scan_in_flight()
                 next_scan = now + SCAN_INTERVAL
             if now >= next_beat:
-                self.recorder.heartbeat(self._n_counted())
+                self.recorder.heartbeat(self.n_tasks)
                 next_beat = now + HEARTBEAT_INTERVAL
             if now >= next_publish:
                 self.publish(Progress.from_counts(self.counts))
@@ -130,7 +130,9 @@ class Engine:
                 pool.client.unregister_worker_plugin(self.worker_plugin.name)
                 pool.client.unregister_scheduler_plugin(self.scheduler_plugin.name)
 
-    def _n_counted(self) -> int:
+    @property
+    def n_tasks(self) -> int:
+        """Tasks known so far (map elements counted, map containers not)."""
         return sum(self.counts.values())
 
     def _event_handler(self, pool: Pool) -> Callable[[tuple[float, dict]], None]:
@@ -235,7 +237,7 @@ class Engine:
                 )
                 rows.append(self.graph.resolve((*inst.args, *inst.kwargs.values())))
                 keys.append(inst.key)
-                self.in_flight[inst.key] = (inst, inst.attempt, pool)
+                self.in_flight[inst.key] = (inst, inst.attempt)
             columns = list(zip(*rows, strict=True)) if rows and rows[0] else []
             futures = pool.client.map(execute_attempt, calls, *columns, key=keys, pure=False)
             for inst, future in zip(instances, futures, strict=True):
@@ -246,7 +248,7 @@ class Engine:
         entry = self.in_flight.pop(report["key"], None)
         if entry is None:
             return  # a duplicate report: Dask reran a task whose worker died after it finished
-        inst, attempt, _ = entry
+        inst, attempt = entry
         self.unreported_since.pop(report["key"], None)
         self.recorder.attempt_finished(inst, attempt, report)
         inst.started_at, inst.ended_at = report["started"], report["ended"]
@@ -274,7 +276,7 @@ class Engine:
     def _scan_in_flight(self) -> None:
         """Find attempts whose future errored (worker lost) or that never reported."""
         now = time.monotonic()
-        for key, (inst, _, _) in list(self.in_flight.items()):
+        for key, (inst, _) in list(self.in_flight.items()):
             status = inst.future.status
             if status == "finished":
                 since = self.unreported_since.setdefault(key, now)
@@ -294,11 +296,11 @@ class Engine:
 
     def abort(self, why: str) -> None:
         """Cancel in-flight attempts and mark every unfinished task cancelled."""
-        for pool in self.pools.all():
-            futures = [inst.future for inst, _, p in self.in_flight.values() if p is pool]
-            if futures and pool.client.status == "running":
-                pool.client.cancel(futures)
-        for inst, _, _ in self.in_flight.values():
+        in_flight = [inst.future for inst, _ in self.in_flight.values()]
+        for client, futures in _by_client(in_flight):
+            if client.status == "running":
+                client.cancel(futures)
+        for inst, _ in self.in_flight.values():
             self.recorder.attempt_ended_without_report(inst, AttemptStatus.CANCELLED, None, why)
         self.in_flight.clear()
         self.graph.cancel_unfinished()
