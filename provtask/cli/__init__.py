@@ -1,0 +1,23 @@
+"""The ``provtask`` command: a thin layer over the Python API (only this package knows click).
+
+Each module holds one family of commands; they are registered on ``main`` here.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .query import efficiency_command, export, runs, show, tasks
+from .run import run
+
+
+@click.group()
+@click.version_option(package_name="provtask")
+def main() -> None:
+    """Run DAGs of Python and MPI tasks with full provenance."""
+
+
+for _command in (run, runs, show, tasks, efficiency_command, export):
+    main.add_command(_command)
+
+__all__ = ["main"]

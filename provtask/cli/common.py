@@ -1,0 +1,80 @@
+"""Options, error handling and table printing shared by the ``provtask`` commands."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import ProvtaskError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..store import Store
+
+store_option = click.option(
+    "--store",
+    "store_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PROVTASK_STORE",
+    default="store",
+    show_default=True,
+    help="Provenance store folder (env PROVTASK_STORE).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn provtask errors into one-line messages with the error's exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ProvtaskError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
+
+    return wrapper
+
+
+def open_store(store_path: Path) -> Store:
+    """An existing store (never creates one: a typo in --store is an error)."""
+    from ..store import Store
+
+    return Store(store_path, create=False)
+
+
+def echo_frame(frame: pd.DataFrame, as_json: bool, columns: list[str]) -> None:
+    """A DataFrame as a rich table, or as JSON records."""
+    frame = frame[[c for c in columns if c in frame]]
+    if as_json:
+        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*frame.columns, box=None, header_style="bold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_cell(value) for value in row))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _cell(value: Any) -> str:
+    import pandas as pd
+
+    if value is None or (not isinstance(value, list | dict) and pd.isna(value)):
+        return ""
+    if isinstance(value, pd.Timedelta):
+        return f"{value.total_seconds():.3f}s"
+    if isinstance(value, pd.Timestamp):
+        return value.tz_convert(None).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

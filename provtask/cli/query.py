@@ -1,0 +1,146 @@
+"""Commands that read the store: runs, show, tasks, efficiency, export."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ..states import RunStatus, TaskState
+from .common import echo_frame, friendly_errors, json_option, open_store, store_option
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+
+@click.command()
+@click.option("--dag", "dag_name", help="Only runs of this DAG.")
+@click.option(
+    "--status", type=click.Choice([s.value for s in RunStatus]), help="Only runs with this status."
+)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@json_option
+@store_option
+@friendly_errors
+def runs(
+    dag_name: str | None, status: str | None, limit: int, as_json: bool, store_path: Path
+) -> None:
+    """List runs, newest first."""
+    frame = open_store(store_path).runs(dag=dag_name, status=status, limit=limit)
+    echo_frame(
+        frame,
+        as_json,
+        ["run_id", "dag_name", "status", "n_tasks", "started_at", "duration", "user", "host"],
+    )
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@json_option
+@store_option
+@friendly_errors
+def show(run_ref: str, as_json: bool, store_path: Path) -> None:
+    """A run's details and its tasks by name (RUN may be 'latest' or an id prefix)."""
+    store = open_store(store_path)
+    if as_json:
+        from ..store import task_summary
+
+        info = store.run(run_ref)
+        for column in ("started_at", "ended_at", "heartbeat_at"):
+            if info[column] is not None:  # ISO 8601, like the other --json outputs
+                info[column] = datetime.fromtimestamp(info[column], timezone.utc).isoformat()
+        summary = task_summary(store.tasks(info["run_id"]))
+        info["tasks"] = json.loads(summary.to_json(orient="records", date_format="iso"))
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    print_run(store, run_ref)
+
+
+def print_run(store: Store, run_ref: str) -> None:
+    from ..store import task_summary
+
+    info = store.run(run_ref)
+    duration = (info["ended_at"] or time.time()) - info["started_at"]
+    click.echo(
+        f"run {info['run_id']}  dag {info['dag_name']}  status {info['status']}  "
+        f"{info['n_tasks'] or 0} tasks in {duration:.1f}s"
+    )
+    click.echo(f"params {json.dumps(info['params'])}  cluster {info['cluster'] or '-'}")
+    tasks = store.tasks(info["run_id"])
+    summary = task_summary(tasks)
+    echo_frame(summary, False, list(summary.columns))
+    failed = tasks[tasks["state"] == "failed"]
+    for row in failed.head(10).itertuples():
+        click.echo(f"  ✗ {row.task_id}: {row.error}", err=True)
+    if len(failed) > 10:
+        click.echo(
+            f"  … and {len(failed) - 10} more: provtask tasks {info['run_id']} --state failed"
+        )
+    if info["status"] == "failed" and info["error"]:
+        click.echo(f"engine error: {info['error'].splitlines()[0]}", err=True)
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([s.value for s in TaskState]),
+    help="Only tasks in this state (repeatable).",
+)
+@click.option("--name", help="Only tasks of this task name.")
+@json_option
+@store_option
+@friendly_errors
+def tasks(
+    run_ref: str, states: tuple[str, ...], name: str | None, as_json: bool, store_path: Path
+) -> None:
+    """The tasks of a run with state, attempts, timing and error."""
+    frame = open_store(store_path).tasks(run_ref, state=list(states) or None, name=name)
+    frame = frame[frame["kind"] != "map"]
+    echo_frame(
+        frame,
+        as_json,
+        ["task_id", "name", "state", "attempts", "started_at", "duration", "output_hash", "error"],
+    )
+
+
+@click.command(name="efficiency")
+@click.argument("run_ref", metavar="RUN")
+@json_option
+@store_option
+@friendly_errors
+def efficiency_command(run_ref: str, as_json: bool, store_path: Path) -> None:
+    """How a run's allocated worker time was spent, per partition (seconds)."""
+    from ..analysis import efficiency
+    from ..analysis.efficiency import CATEGORIES
+
+    table = efficiency(open_store(store_path), run_ref)
+    columns = ["partition", "workers", "slots", "allocated", *CATEGORIES, "efficiency"]
+    if not as_json:
+        table["efficiency"] = table["efficiency"].map(lambda e: f"{e:.1%}")
+    echo_frame(table, as_json, columns)
+
+
+@click.command()
+@click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
+@click.option(
+    "--parquet",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the Parquet datasets (TABLE/run_id=ID/part-0.parquet).",
+)
+@store_option
+@friendly_errors
+def export(run_refs: tuple[str, ...], directory: Path, store_path: Path) -> None:
+    """Export runs as Parquet datasets, one per table, partitioned by run."""
+    from ..analysis.export import export_parquet
+
+    counts = export_parquet(open_store(store_path), list(run_refs), directory)
+    click.echo(", ".join(f"{table}: {rows} rows" for table, rows in counts.items()))
