@@ -13,7 +13,8 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
@@ -27,6 +28,9 @@ from .progress_bar import show_progress
 from .recorder import RunRecorder
 from .runner import Engine, describe_exception
 
+if TYPE_CHECKING:
+    from ..clusters.config import ClustersConfig
+
 _ACTIVE: weakref.WeakSet[RunHandle] = weakref.WeakSet()
 EXIT_GRACE = 10.0  # s given to runs to record their interruption when Python exits
 
@@ -36,11 +40,15 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def check_runnable(dag: DAG) -> None:
-    """What can be known before anything runs: structure, MPI support, picklable constants."""
+def check_runnable(dag: DAG, clusters: ClustersConfig | None = None) -> None:
+    """What can be known before anything runs: structure, MPI support, picklable constants,
+    and that every task fits its partition."""
     dag.validate()
     for node_id, data in dag.graph.nodes(data=True):
         task = data["task"]
+        if clusters is not None:
+            partition = clusters.partition_for(task.resources.partition, node_id)
+            partition.check_fits(node_id, task.resources)
         if task.kind == "mpi":
             raise DAGError(
                 f"task {node_id!r} is an @mpi_task; this version of provtask records MPI "
@@ -77,22 +85,30 @@ def submit(
     store: str | os.PathLike | Store | None = None,
     client: Any = None,
     n_workers: int | None = None,
+    clusters: ClustersConfig | str | os.PathLike | None = None,
 ) -> RunHandle:
     """Validate ``dag`` and start running it in a background thread; returns at once.
 
-    ``client``: an existing ``distributed.Client`` to run on; by default an embedded
-    ``LocalCluster`` with ``n_workers`` single-threaded processes (one per core) is started
-    and closed with the run. Provenance goes to ``store`` (default ``$PROVTASK_STORE`` or
-    ``./store``).
+    Where tasks run, in order of precedence:
+
+    - ``client``: an existing ``distributed.Client`` runs every task;
+    - ``clusters``: a clusters file (or its loaded :class:`ClustersConfig`) gives one cluster
+      per partition; when omitted, the file is searched for as ``provtask clusters`` shows
+      (``$PROVTASK_CLUSTERS``, ``./clusters.yaml``, ``~/.config/provtask/clusters.yaml``);
+    - otherwise an embedded ``LocalCluster`` with ``n_workers`` single-threaded processes
+      (one per core), closed with the run.
+
+    Provenance goes to ``store`` (default ``$PROVTASK_STORE`` or ``./store``).
     """
-    check_runnable(dag)
+    config = None if client is not None else _clusters_config(clusters)
+    check_runnable(dag, config)
     resolved = dag.resolve_params(params)
     opened = store if isinstance(store, Store) else Store(store)
     handle = RunHandle(new_run_id(), opened.root)
     run_row = _run_row(dag, resolved)
     thread = threading.Thread(
         target=_execute,
-        args=(handle, dag, resolved, opened, run_row, client, n_workers),
+        args=(handle, dag, resolved, opened, run_row, client, n_workers, config),
         name=f"provtask-run-{handle.run_id}",
         daemon=True,
     )
@@ -128,6 +144,7 @@ def _execute(
     run_row: dict[str, Any],
     client: Any,
     n_workers: int | None,
+    config: ClustersConfig | None,
 ) -> None:
     writer = store.writer()
     recorder = RunRecorder(writer, handle.run_id)
@@ -136,12 +153,13 @@ def _execute(
     pools: Pools | None = None
     engine: Engine | None = None
     try:
-        pools = Pools(Pool("client", client) if client is not None else local_pool(n_workers))
-        writer.update(
-            "runs",
-            {"run_id": handle.run_id},
-            {"cluster": "; ".join(p.describe() for p in pools.all())},
-        )
+        if client is not None:
+            pools = Pools(Pool("client", client))
+        elif config is not None:
+            pools = Pools(config=config)
+        else:
+            pools = Pools(local_pool(n_workers))
+        writer.update("runs", {"run_id": handle.run_id}, {"cluster": _describe(pools, config)})
         engine = Engine(
             handle.run_id,
             dag,
@@ -189,6 +207,26 @@ def _execute(
             progress=handle.progress(),
         )
     )
+
+
+def _clusters_config(
+    clusters: ClustersConfig | str | os.PathLike | None,
+) -> ClustersConfig | None:
+    try:  # TEMPORARY until provtask.clusters lands
+        from ..clusters.config import ClustersConfig, load_clusters
+    except ModuleNotFoundError:
+        return None
+    if isinstance(clusters, ClustersConfig):
+        return clusters
+    return load_clusters(Path(clusters) if clusters is not None else None)
+
+
+def _describe(pools: Pools, config: ClustersConfig | None) -> str:
+    """The run's ``cluster`` column: the pools, or the clusters file that will create them."""
+    if config is None:
+        return "; ".join(p.describe() for p in pools.all())
+    names = ", ".join(f"{p.name} ({p.scheduler})" for p in config.partitions.values())
+    return f"clusters file {config.source or '(given in Python)'}: {names}"
 
 
 def _run_row(dag: DAG, params: dict[str, Any]) -> dict[str, Any]:

@@ -70,7 +70,8 @@ class RunContext(NamedTuple):
     files: ArtifactFiles
     worker: str
     hostname: str
-    slurm_job_id: str | None
+    node: str
+    batch_job_id: str | None
 
 
 _RUNS: dict[str, RunContext] = {}
@@ -106,7 +107,8 @@ class RunPlugin(WorkerPlugin):
             files=ArtifactFiles(self.store_root),
             worker=worker.address,
             hostname=socket.gethostname(),
-            slurm_job_id=os.environ.get("SLURM_JOB_ID"),
+            node=os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
+            batch_job_id=batch_job_id(),
         )
         _RUNS[self.run_id] = context
         worker.log_event(
@@ -119,7 +121,8 @@ class RunPlugin(WorkerPlugin):
                 "pid": os.getpid(),
                 "nthreads": worker.state.nthreads,
                 "memory_limit": worker.memory_manager.memory_limit,
-                "slurm_job_id": context.slurm_job_id,
+                "node": context.node,
+                "batch_job_id": context.batch_job_id,
                 "time": time.time(),
             },
         )
@@ -156,6 +159,15 @@ class RunPlugin(WorkerPlugin):
         if self.unsent:
             self.worker.log_event(self.topic, {"op": "attempts", "reports": self.unsent})
             self.unsent = []
+
+
+# Where each batch system puts the job id in a job's environment.
+_JOB_ID_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID")
+
+
+def batch_job_id() -> str | None:
+    """The id of the batch job this worker runs in, or None outside a batch job."""
+    return next((os.environ[v] for v in _JOB_ID_VARIABLES if os.environ.get(v)), None)
 
 
 def _with_filename(code: CodeType, filename: str) -> CodeType:
@@ -211,6 +223,7 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
     report["worker"] = context.worker
     report["hostname"] = context.hostname
     report["pid"] = os.getpid()
-    report["slurm_job_id"] = context.slurm_job_id
+    report["node"] = context.node
+    report["batch_job_id"] = context.batch_job_id
     context.reports[call.key] = report
     return value

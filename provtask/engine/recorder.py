@@ -149,7 +149,8 @@ class RunRecorder:
                 "worker": report.get("worker"),
                 "hostname": report.get("hostname"),
                 "pid": report.get("pid"),
-                "slurm_job_id": report.get("slurm_job_id"),
+                "node": report.get("node"),
+                "batch_job_id": report.get("batch_job_id"),
                 "cpu_time": report.get("cpu_time"),
                 "peak_rss": report.get("peak_rss"),
                 "exc_type": report.get("exc_type"),
@@ -176,7 +177,9 @@ class RunRecorder:
             },
         )
 
-    def worker_connected(self, report: dict[str, Any], partition: str) -> None:
+    def worker_connected(
+        self, report: dict[str, Any], partition: str, job_submitted_at: float | None
+    ) -> None:
         self.writer.insert(
             "workers",
             {
@@ -188,7 +191,9 @@ class RunRecorder:
                 "nthreads": report["nthreads"],
                 "memory_limit": report["memory_limit"],
                 "partition": partition,
-                "slurm_job_id": report["slurm_job_id"],
+                "node": report["node"],
+                "batch_job_id": report["batch_job_id"],
+                "job_submitted_at": job_submitted_at,
                 "connected_at": report["time"],
             },
             ignore=True,
@@ -198,3 +203,9 @@ class RunRecorder:
         self.writer.update(
             "workers", {"run_id": self.run_id, "worker": worker}, {"disconnected_at": when}
         )
+
+    def job_event(self, partition: str, name: str, **columns: Any) -> None:
+        """A batch job was submitted, refused, found stuck, or ended (one row per name)."""
+        key = {"run_id": self.run_id, "partition": partition, "name": name}
+        self.writer.insert("jobs", {**key, **columns}, ignore=True)
+        self.writer.update("jobs", key, columns)

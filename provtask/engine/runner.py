@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..dag import DAG
+from ..errors import BatchJobError
 from ..states import AttemptStatus, RunStatus, TaskState
 from .on_scheduler import WorkerDeparturePlugin
 from .on_worker import AttemptCall, RunPlugin, execute_attempt
@@ -36,8 +37,12 @@ SCAN_INTERVAL = 2.0  # s between checks of in-flight futures for lost attempts
 INBOX_TIMEOUT = 0.5  # s the loop waits for reports before doing its periodic chores
 RELEASE_INTERVAL = 0.5  # s between hand-overs of unneeded futures to the client loop
 HEARTBEAT_INTERVAL = 5.0  # s between run heartbeats in the store
+TEND_INTERVAL = 1.0  # s between scaling and batch-job checks of the pools
 REPORT_GRACE = 30.0  # s a finished future may wait for its report before it counts as lost
 PROGRESS_INTERVAL = 0.1  # s between progress snapshots
+
+
+_BATCH_ERROR = f"{BatchJobError.__module__}.{BatchJobError.__qualname__}"
 
 
 class Cancel:
@@ -74,7 +79,7 @@ class Engine:
             self.functions.setdefault(inst.task.fn, len(self.functions))
         self.worker_plugin = RunPlugin(run_id, self.topic, store_root, tuple(self.functions))
         self.scheduler_plugin = WorkerDeparturePlugin(run_id, self.topic)
-        self.in_flight: dict[str, tuple[Instance, int]] = {}  # by key: instance, attempt
+        self.in_flight: dict[str, tuple[Instance, int, Pool]] = {}  # by key
         self.unreported_since: dict[str, float] = {}
         self.workers: set[str] = set()
         self.retry: list[Instance] = []
@@ -88,12 +93,9 @@ class Engine:
         self.recorder.add_tasks(list(self.graph.instances.values()))
         self.recorder.add_edges([(u, v, d["kind"]) for u, v, d in self.dag.graph.edges(data=True)])
         self._note_changes(list(self.graph.instances.values()))
-        for pool in self.pools.all():
-            pool.client.subscribe_topic(self.topic, self._event_handler(pool))
-            pool.client.register_plugin(self.worker_plugin)
-            pool.client.register_plugin(self.scheduler_plugin)
+        self.pools.attach(self._attach)
         self._advance()
-        next_scan = next_beat = next_publish = next_release = time.monotonic()
+        next_scan = next_beat = next_publish = next_release = next_tend = time.monotonic()
         while self.unfinished and self.cancel_reason is None:
             self._drain_inbox(timeout=INBOX_TIMEOUT)
             self._advance()
@@ -101,6 +103,9 @@ class Engine:
             if now >= next_release:
                 self._let_go_of_released_futures()
                 next_release = now + RELEASE_INTERVAL
+            if now >= next_tend:
+                self._tend_pools()
+                next_tend = now + TEND_INTERVAL
             if now >= next_scan:
                 self._scan_in_flight()
                 next_scan = now + SCAN_INTERVAL
@@ -135,11 +140,15 @@ class Engine:
         """Tasks known so far (map elements counted, map containers not)."""
         return sum(self.counts.values())
 
-    def _event_handler(self, pool: Pool) -> Callable[[tuple[float, dict]], None]:
+    def _attach(self, pool: Pool) -> None:
+        """Hear a pool's events and install the run's plugins on its workers."""
+
         def handler(event: tuple[float, dict]) -> None:
             self.inbox.put((pool, event[1]))
 
-        return handler
+        pool.client.subscribe_topic(self.topic, handler)
+        pool.client.register_plugin(self.worker_plugin)
+        pool.client.register_plugin(self.scheduler_plugin)
 
     def _drain_inbox(self, timeout: float) -> None:
         try:
@@ -156,7 +165,8 @@ class Engine:
                     self._on_report(attempt)
             elif report["op"] == "worker":
                 self.workers.add(report["worker"])
-                self.recorder.worker_connected(report, pool.name)
+                submitted_at = pool.worker_connected(report["batch_job_id"])
+                self.recorder.worker_connected(report, pool.name, submitted_at)
             elif report["op"] == "worker-left" and report["worker"] in self.workers:
                 self.workers.discard(report["worker"])
                 self.recorder.worker_disconnected(report["worker"], report["time"])
@@ -214,12 +224,15 @@ class Engine:
 
     # -- submission -------------------------------------------------------------------------
     def _submit(self, batch: list[Instance]) -> None:
-        # One client.map per pool and number of arguments, whose columns are the arguments.
-        groups: dict[tuple[int, int], tuple[Pool, list[Instance]]] = {}
+        # One client.map per pool, number of arguments and worker resources; its columns
+        # are the arguments.
+        groups: dict[tuple, tuple[Pool, list[Instance]]] = {}
         for inst in batch:
             pool = self.pools.pool_for(inst.task)
             arity = len(inst.args) + len(inst.kwargs)
-            groups.setdefault((id(pool), arity), (pool, []))[1].append(inst)
+            resources = pool.task_resources(inst.task)
+            group_key = (id(pool), arity, tuple(sorted(resources.items())) if resources else ())
+            groups.setdefault(group_key, (pool, []))[1].append(inst)
         for pool, instances in groups.values():
             calls, rows, keys = [], [], []
             for inst in instances:
@@ -231,25 +244,64 @@ class Engine:
                     self.graph.set_state(inst, TaskState.RUNNING)
                 else:
                     self.recorder.attempt_submitted(inst, pool.name)
+                if pool.broken is not None:
+                    self._cannot_run(inst, pool.broken)
+                    continue
                 function = self.functions[inst.task.fn]
                 calls.append(
                     AttemptCall(self.run_id, function, inst.key, inst.picks, tuple(inst.kwargs))
                 )
                 rows.append(self.graph.resolve((*inst.args, *inst.kwargs.values())))
                 keys.append(inst.key)
-                self.in_flight[inst.key] = (inst, inst.attempt)
+                self.in_flight[inst.key] = (inst, inst.attempt, pool)
+                pool.demand += pool.job_share(inst.task)
+            if not calls:
+                continue
             columns = list(zip(*rows, strict=True)) if rows and rows[0] else []
-            futures = pool.client.map(execute_attempt, calls, *columns, key=keys, pure=False)
-            for inst, future in zip(instances, futures, strict=True):
-                inst.future = future
+            futures = pool.client.map(
+                execute_attempt,
+                calls,
+                *columns,
+                key=keys,
+                pure=False,
+                resources=pool.task_resources(instances[0].task),
+            )
+            for key, future in zip(keys, futures, strict=True):
+                self.in_flight[key][0].future = future
+
+    def _tend_pools(self) -> None:
+        """Scale the pools and fail the tasks of a pool whose batch jobs cannot start."""
+        now = time.monotonic()
+        for pool in self.pools.all():
+            for event in pool.tend(now):
+                self.recorder.job_event(pool.name, event.name, **event.columns)
+            if pool.broken is not None:
+                stranded = [self._forget(key)[0] for key in self._keys_in(pool)]
+                if stranded and pool.client.status == "running":
+                    pool.client.cancel([inst.future for inst in stranded])
+                for inst in stranded:
+                    self._cannot_run(inst, pool.broken)
+
+    def _keys_in(self, pool: Pool) -> list[str]:
+        return [key for key, (_, _, in_pool) in self.in_flight.items() if in_pool is pool]
+
+    def _cannot_run(self, inst: Instance, why: str) -> None:
+        """Fail a task whose partition cannot run anything (retrying cannot help)."""
+        self.recorder.attempt_ended_without_report(inst, AttemptStatus.FAILED, _BATCH_ERROR, why)
+        self.graph.fail(inst, TaskState.FAILED, why)
+
+    def _forget(self, key: str) -> tuple[Instance, int]:
+        """Take an attempt out of flight, and its share out of its pool's demand."""
+        inst, attempt, pool = self.in_flight.pop(key)
+        self.unreported_since.pop(key, None)
+        pool.demand = max(0.0, pool.demand - pool.job_share(inst.task))
+        return inst, attempt
 
     # -- outcomes ---------------------------------------------------------------------------
     def _on_report(self, report: dict[str, Any]) -> None:
-        entry = self.in_flight.pop(report["key"], None)
-        if entry is None:
+        if report["key"] not in self.in_flight:
             return  # a duplicate report: Dask reran a task whose worker died after it finished
-        inst, attempt = entry
-        self.unreported_since.pop(report["key"], None)
+        inst, attempt = self._forget(report["key"])
         self.recorder.attempt_finished(inst, attempt, report)
         inst.started_at, inst.ended_at = report["started"], report["ended"]
         if report["status"] == "success":
@@ -276,7 +328,7 @@ class Engine:
     def _scan_in_flight(self) -> None:
         """Find attempts whose future errored (worker lost) or that never reported."""
         now = time.monotonic()
-        for key, (inst, _) in list(self.in_flight.items()):
+        for key, (inst, _, _) in list(self.in_flight.items()):
             status = inst.future.status
             if status == "finished":
                 since = self.unreported_since.setdefault(key, now)
@@ -287,8 +339,7 @@ class Engine:
                 self._lost(key, inst, exception, f"the cluster reported the task as {status}")
 
     def _lost(self, key: str, inst: Instance, exc: BaseException | None, what: str) -> None:
-        del self.in_flight[key]
-        self.unreported_since.pop(key, None)
+        self._forget(key)
         exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}" if exc else None
         message = f"{what}: {exc}" if exc else what
         self.recorder.attempt_ended_without_report(inst, AttemptStatus.LOST, exc_type, message)
@@ -296,11 +347,11 @@ class Engine:
 
     def abort(self, why: str) -> None:
         """Cancel in-flight attempts and mark every unfinished task cancelled."""
-        in_flight = [inst.future for inst, _ in self.in_flight.values()]
+        in_flight = [inst.future for inst, _, _ in self.in_flight.values()]
         for client, futures in _by_client(in_flight):
             if client.status == "running":
                 client.cancel(futures)
-        for inst, _ in self.in_flight.values():
+        for inst, _, _ in self.in_flight.values():
             self.recorder.attempt_ended_without_report(inst, AttemptStatus.CANCELLED, None, why)
         self.in_flight.clear()
         self.graph.cancel_unfinished()

@@ -139,7 +139,35 @@ def _v3_output_streams(db: sqlite_utils.Database) -> None:
     db["attempts"].add_column("stderr", str)
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_function_end, _v3_output_streams]
+def _v4_batch_jobs(db: sqlite_utils.Database) -> None:
+    # Batch jobs of per-partition clusters: any scheduler's job id (not only SLURM's), the
+    # node a worker ran on (fake SLURM nodes share one host name), and one row per job.
+    for table in ("attempts", "workers"):
+        db.execute(f"ALTER TABLE {table} RENAME COLUMN slurm_job_id TO batch_job_id")
+        db[table].add_column("node", str)
+    db["workers"].add_column("job_submitted_at", float)
+    db["jobs"].create(
+        {
+            "run_id": str,
+            "partition": str,
+            "job_id": str,
+            "name": str,
+            "submitted_at": float,
+            "state": str,
+            "reason": str,
+            "ended_at": float,
+            "error": str,
+        },
+        pk=("run_id", "partition", "name"),
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_initial,
+    _v2_function_end,
+    _v3_output_streams,
+    _v4_batch_jobs,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -39,6 +39,7 @@ _TIME_COLUMNS = (
     "connected_at",
     "disconnected_at",
     "created_at",
+    "job_submitted_at",
 )
 
 
@@ -169,6 +170,11 @@ class Store:
         frame = self._frame(f"SELECT * FROM workers {where} ORDER BY connected_at", params)
         frame["lifetime"] = frame["disconnected_at"] - frame["connected_at"]
         return frame
+
+    def jobs(self, run: str) -> pd.DataFrame:
+        """Batch jobs submitted for a run's partitions: job id, submission, state, reason."""
+        where, params = _where({"run_id": self.resolve_run(run)})
+        return self._frame(f"SELECT * FROM jobs {where} ORDER BY submitted_at", params)
 
     def edges(self, run: str) -> pd.DataFrame:
         where, params = _where({"run_id": self.resolve_run(run)})

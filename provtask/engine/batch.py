@@ -1,0 +1,275 @@
+"""Pools whose workers are batch jobs (dask-jobqueue): scaling, and jobs that cannot start.
+
+Each partition's cluster is scaled from the work the engine has submitted to it. Every job
+submission is observed: a submission the batch system refuses, a job that pends for a
+reason that will not clear, or a job that ends before its worker connects makes the pool
+*broken*, which fails its tasks with the batch system's own words instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from collections import deque
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from distributed.core import Status
+
+from .pools import JobEvent, Pool, jobs_needed
+
+if TYPE_CHECKING:
+    from ..clusters.config import PartitionConfig
+
+RESCALE_INTERVAL = 10.0  # s between repeated scale requests (they replace lost jobs)
+SQUEUE_INTERVAL = 3.0  # s between looks at jobs whose worker has not connected yet
+SQUEUE_TIMEOUT = 30.0  # s squeue may take
+
+# SLURM reasons for a pending job that will not clear by waiting (slurm.schedmd.com/
+# job_reason_codes.html): the request exceeds a limit or is held.
+_HOPELESS_REASONS = {
+    "AccountNotAllowed",
+    "BadConstraints",
+    "DependencyNeverSatisfied",
+    "InvalidAccount",
+    "InvalidQOS",
+    "JobHeldAdmin",
+    "JobHeldUser",
+    "PartitionConfig",
+    "PartitionNodeLimit",
+    "PartitionTimeLimit",
+    "QOSNotAllowed",
+}
+_HOPELESS_PREFIXES = ("AssocMax", "QOSMax")
+# Job states in which a worker may still connect.
+_WAITING_STATES = {"PENDING", "CONFIGURING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED"}
+
+
+def hopeless(reason: str) -> bool:
+    """Whether a pending job with this SLURM reason can never start without a change."""
+    return reason in _HOPELESS_REASONS or (
+        reason.startswith(_HOPELESS_PREFIXES) and "PerJob" in reason
+    )
+
+
+@dataclass
+class _Job:
+    """What the pool knows of one job submission."""
+
+    name: str
+    submitted_at: float
+    job_id: str | None = None
+    connected: bool = False
+    withdrawn: bool = False  # cancelled by scaling down before its worker connected
+    hopeless_since: float | None = None
+    reason: str | None = None
+
+
+@dataclass
+class JobWatch:
+    """Job submissions seen from the cluster's event loop, read from the engine's thread."""
+
+    partition: str
+    events: deque[tuple[str, str, Any]] = field(default_factory=deque)
+    counter: itertools.count = field(default_factory=itertools.count)
+
+    def job_class(self, base: type) -> type:
+        """A subclass of the scheduler's dask-jobqueue Job class that reports submissions.
+
+        A refused submission is reported and leaves the job ``failed`` instead of raising
+        inside the cluster's event loop (where it would only be logged, and the worker
+        would never arrive).
+        """
+        watch = self
+
+        class ObservedJob(base):  # type: ignore[misc, valid-type]
+            def __await__(self) -> Generator[Any, None, Any]:
+                return self._start_observed().__await__()
+
+            async def _start_observed(self) -> Any:
+                async with self.lock:
+                    if self.status == Status.created:
+                        self.provtask_name = f"{watch.partition}-{next(watch.counter)}"
+                        try:
+                            await self.start()
+                        except Exception as exc:
+                            self.status = Status.failed
+                            watch.events.append(("refused", self.provtask_name, str(exc)))
+                        else:
+                            watch.events.append(("submitted", self.provtask_name, self.job_id))
+                return self
+
+        ObservedJob.__name__ = ObservedJob.__qualname__ = f"Observed{base.__name__}"
+        return ObservedJob
+
+
+class BatchPool(Pool):
+    """A partition's dask-jobqueue cluster, scaled by the engine's demand."""
+
+    def __init__(self, partition: PartitionConfig, client: Any, cluster: Any, watch: JobWatch):
+        super().__init__(partition.name, client, cluster, partition)
+        self.watch = watch
+        self.jobs: dict[str, _Job] = {}
+        self.requested = 0
+        self.last_scaled = float("-inf")
+        self.idle_since: float | None = None
+        self.next_squeue = 0.0
+        self.is_slurm = partition.scheduler == "slurm"
+
+    def tend(self, now: float) -> list[JobEvent]:
+        events = self._read_watch(now)
+        if self.broken is None:
+            self._scale(now)
+            if self.is_slurm and now >= self.next_squeue:
+                self.next_squeue = now + SQUEUE_INTERVAL
+                events += self._look_at_waiting_jobs(now)
+        return events
+
+    def worker_connected(self, batch_job_id: str | None) -> float | None:
+        for job in self.jobs.values():
+            if job.job_id is not None and job.job_id == batch_job_id:
+                job.connected = True
+                return job.submitted_at
+        return None
+
+    # -- scaling ----------------------------------------------------------------------------
+    def _scale(self, now: float) -> None:
+        part = self.partition
+        assert part is not None
+        if self.demand > 1e-9:
+            self.idle_since = None
+            wanted = jobs_needed(self.demand, part.min_jobs, part.max_jobs)
+            wanted = max(wanted, self.requested)  # never shrink while tasks wait or run
+        else:
+            self.idle_since = self.idle_since or now
+            idle_long = now - self.idle_since >= part.idle_timeout
+            wanted = part.min_jobs if idle_long else self.requested
+        if wanted < self.requested:
+            for job in self.jobs.values():
+                job.withdrawn = job.withdrawn or not job.connected
+        if wanted != self.requested or now - self.last_scaled >= RESCALE_INTERVAL:
+            self.cluster.scale(jobs=wanted)
+            self.requested, self.last_scaled = wanted, now
+
+    # -- watching jobs ----------------------------------------------------------------------
+    def _read_watch(self, now: float) -> list[JobEvent]:
+        events = []
+        while self.watch.events:
+            what, name, detail = self.watch.events.popleft()
+            if what == "submitted":
+                self.jobs[name] = _Job(name, now, job_id=detail)
+                events.append(
+                    JobEvent(name, {"job_id": detail, "submitted_at": now, "state": "SUBMITTED"})
+                )
+            else:
+                message = _submission_error(detail)
+                self._break(
+                    f"the batch system refused a job for partition {self.name!r}: {message}"
+                )
+                events.append(
+                    JobEvent(name, {"submitted_at": now, "state": "REFUSED", "error": message})
+                )
+        return events
+
+    def _look_at_waiting_jobs(self, now: float) -> list[JobEvent]:
+        waiting = {
+            j.job_id: j for j in self.jobs.values() if j.job_id and not (j.connected or j.withdrawn)
+        }
+        if not waiting:
+            return []
+        states = squeue_states(list(waiting))
+        if states is None:
+            return []  # squeue failed this time: look again later
+        events = []
+        part = self.partition
+        assert part is not None
+        for job_id, job in waiting.items():
+            state, reason = states.get(job_id, (None, None))
+            if state is None and now - job.submitted_at < SQUEUE_INTERVAL:
+                continue  # may not be visible to squeue yet
+            if state is None or state not in _WAITING_STATES:
+                self._break(
+                    f"batch job {job_id} of partition {self.name!r} ended "
+                    f"({state or 'gone'}) before its worker connected; its output file "
+                    "(slurm-<id>.out, or the partition's log-directory) says why"
+                )
+                job.connected = True  # reported once
+                events.append(JobEvent(job.name, {"state": state or "ENDED", "ended_at": now}))
+                continue
+            if reason != job.reason:
+                job.reason = reason
+                events.append(JobEvent(job.name, {"state": state, "reason": reason}))
+            if state == "PENDING" and reason and hopeless(reason):
+                job.hopeless_since = job.hopeless_since or now
+                if now - job.hopeless_since >= part.pending_timeout:
+                    self._break(
+                        f"batch job {job_id} of partition {self.name!r} cannot start: SLURM "
+                        f"reason {reason!r} (pending {now - job.submitted_at:.0f} s). Fix the "
+                        "partition in the clusters file (see: provtask clusters --job-script "
+                        f"{self.name})"
+                    )
+            else:
+                job.hopeless_since = None
+        return events
+
+    def _break(self, why: str) -> None:
+        """No task can run here any more: cancel the jobs and remember why."""
+        if self.broken is None:
+            self.broken = why
+            self.cluster.scale(jobs=0)
+            self.requested = 0
+
+
+def squeue_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
+    """``{job id: (state, reason)}`` of the jobs squeue still knows; None if squeue failed."""
+    try:
+        done = subprocess.run(
+            [
+                "squeue",
+                "--noheader",
+                "--states=all",
+                "--format=%i|%T|%r",
+                "--jobs",
+                ",".join(job_ids),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=SQUEUE_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        # All ids unknown (finished and purged): squeue says "Invalid job id specified".
+        return {} if "Invalid job id" in done.stderr else None
+    states = {}
+    for line in done.stdout.splitlines():
+        job_id, _, rest = line.strip().partition("|")
+        state, _, reason = rest.partition("|")
+        states[job_id] = (state, reason)
+    return states
+
+
+def _submission_error(text: str) -> str:
+    """The batch system's own words from dask-jobqueue's submission error."""
+    lines = [line.strip() for line in text.splitlines()]
+    if "stderr:" in lines:
+        lines = lines[lines.index("stderr:") + 1 :]
+    return " ".join(line for line in lines if line) or text
+
+
+def partition_pool(partition: PartitionConfig) -> Pool:
+    """The pool of a configured partition: a batch-job cluster, or a local one."""
+    import dask
+    from distributed import Client
+
+    from ..clusters.jobqueue import job_class, make_cluster
+
+    # A lost worker fails its task at once so the engine records it and retries (see local_pool).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        if partition.scheduler == "local":
+            cluster = make_cluster(partition)
+            return Pool(partition.name, Client(cluster, set_as_default=False), cluster, partition)
+        watch = JobWatch(partition.name)
+        cluster = make_cluster(partition, job_cls=watch.job_class(job_class(partition)))
+    return BatchPool(partition, Client(cluster, set_as_default=False), cluster, watch)
