@@ -47,6 +47,37 @@ class IntegrityError(StoreError):
     """Stored bytes no longer match their recorded hash; nothing was unpickled."""
 
 
+class BatchJobError(ProvtaskError):
+    """A partition's batch jobs cannot start: refused, stuck pending, or ended early."""
+
+
+class UnhashableValue(ProvtaskError):
+    """A value has no stable hash, so it cannot be part of a cache key.
+
+    ``where`` locates the offending part inside the value (``[2]['k'].field``), and
+    ``argument`` names the task argument holding it, when the caller knows it.
+    """
+
+    def __init__(self, problem: str, *, where: str = "", argument: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.where = where
+        self.argument = argument
+
+    def __str__(self) -> str:
+        if self.argument is None:
+            located = f" (at value{self.where})" if self.where else ""
+            return (
+                f"{self.problem}{located}; pass a supported type (docs/caching.md) or give the "
+                "class a __provtask_hash__(self) -> bytes | str method"
+            )
+        return (
+            f"argument {self.argument!r}: {self.problem} (at {self.argument}{self.where}); "
+            "set cache=False on the task, give it a cache_key function, pass a supported type "
+            "(docs/caching.md), or give the class a __provtask_hash__(self) -> bytes | str method"
+        )
+
+
 class RunFailed(ProvtaskError):
     """A run finished with failed tasks (the run itself is recorded in the store)."""
 
