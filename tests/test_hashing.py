@@ -127,11 +127,6 @@ def test_value_hash_is_stable_across_processes(hashes_from_other_processes):
     assert _here()["stable"] == first["stable"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: objects outside the JSON-like types are hashed by pickle bytes, which depend on "
-    "the str hash seed when they contain sets, so their identity changes between runs",
-)
 def test_value_hash_of_an_object_holding_a_set_is_stable_across_processes(
     hashes_from_other_processes,
 ):
