@@ -38,7 +38,9 @@ def efficiency(store: Store, run: str) -> pd.DataFrame:
     import pandas as pd
 
     run_id = store.resolve_run(run)
-    workers = _seconds(store.workers(run_id), ["connected_at", "disconnected_at"])
+    workers = _seconds(
+        store.workers(run_id), ["job_submitted_at", "connected_at", "disconnected_at"]
+    )
     attempts = _seconds(
         store.attempts(run_id), ["submitted_at", "started_at", "ended_at", "function_ended_at"]
     )
@@ -103,8 +105,14 @@ def _partition_row(name: str, workers: pd.DataFrame, attempts: pd.DataFrame) -> 
         "scheduling": scheduling,
         "idle": idle,
         "efficiency": compute / allocated if allocated > 0 else float("nan"),
-        "queue_wait": float("nan"),  # filled once batch jobs record their submission
+        "queue_wait": _queue_wait(workers),
     }
+
+
+def _queue_wait(workers: pd.DataFrame) -> float:
+    """Seconds from batch-job submission to worker connection, summed (NaN: no batch jobs)."""
+    waits = workers["connected_at"] - workers["job_submitted_at"]
+    return float(waits.sum()) if waits.notna().any() else float("nan")
 
 
 class _Timeline:

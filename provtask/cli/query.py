@@ -121,7 +121,15 @@ def efficiency_command(run_ref: str, as_json: bool, store_path: Path) -> None:
     from ..analysis.efficiency import CATEGORIES
 
     table = efficiency(open_store(store_path), run_ref)
-    columns = ["partition", "workers", "slots", "allocated", *CATEGORIES, "efficiency"]
+    columns = [
+        "partition",
+        "workers",
+        "slots",
+        "allocated",
+        *CATEGORIES,
+        "efficiency",
+        "queue_wait",
+    ]
     if not as_json:
         table["efficiency"] = table["efficiency"].map(lambda e: f"{e:.1%}")
     echo_frame(table, as_json, columns)
