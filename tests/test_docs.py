@@ -40,6 +40,7 @@ PAGES = [
     "querying",
     "concepts",
     "efficiency",
+    "reports",
     "configuration",
     "cli",
     "schema",

@@ -111,6 +111,11 @@ def test_lineage_of_a_task_behind_a_failure_shows_the_failed_ancestor(client, st
     assert frame.loc["add", "state"] == "upstream_failed"
     assert frame["attempt"].isna()["add"]  # never ran: no attempt, no worker
 
+    shown = CliRunner().invoke(main, ["lineage", run_id, "add-1", "--store", str(store_dir)])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith("add-1  upstream_failed  code ")
+    assert "boom  failed  code " in shown.output and "attempt 1 on tcp://" in shown.output
+
 
 def test_cli_prints_the_tree_and_json(diamond):
     store, run_id = diamond

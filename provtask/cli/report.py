@@ -30,7 +30,7 @@ MAX_CHILDREN = 20
     "--png",
     "png_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Also write the plots as PNG files into this folder (needs provtask[report]).",
+    help="Write the plots as PNG files into this folder (needs provtask[report]).",
 )
 @store_option
 @friendly_errors
@@ -113,11 +113,11 @@ def _label(row: object) -> str:
         return f"[magenta]param {escape(row.name)}[/magenta] = {escape(str(row.value))}"
     state_colour = {"success": "green", "failed": "red"}.get(str(row.state), "yellow")
     parts = [f"[bold]{escape(row.task_id)}[/bold]", f"[{state_colour}]{row.state}[/]"]
-    if row.output_hash:
+    if isinstance(row.output_hash, str):
         parts.append(f"out {row.output_hash[:12]}")
-    if row.code_hash:
+    if isinstance(row.code_hash, str):
         parts.append(f"code {row.code_hash[:12]}")
     if pd.notna(row.attempt):
-        where = f" on {row.worker} ({row.hostname})" if row.worker else ""
+        where = f" on {row.worker} ({row.hostname})" if isinstance(row.worker, str) else ""
         parts.append(f"attempt {row.attempt}{where}")
     return "  ".join(parts)
