@@ -40,6 +40,7 @@ PAGES = [
     "querying",
     "concepts",
     "efficiency",
+    "caching",
     "reports",
     "configuration",
     "cli",
