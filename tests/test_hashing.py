@@ -227,6 +227,7 @@ def values(data: Path) -> dict:
             np.array([True, False]),
         ],
         "numpy_objects": np.array([{"s", "t", "u"}, "x", None], dtype=object),
+        "numpy_strings": np.array(["a", "bé", ""], dtype=object),
         "numpy_records": np.array([(1, 2.5), (3, 4.5)], dtype=[("a", "<i4"), ("b", "<f8")]),
         "numpy_scalars": [np.float32(1.5), np.datetime64("2024-01-01"), np.str_("s")],
         "dataframe": frame,
@@ -292,6 +293,7 @@ def stability(tmp_path_factory) -> dict:
         "stdlib",
         "numpy_arrays",
         "numpy_objects",
+        "numpy_strings",
         "numpy_records",
         "numpy_scalars",
         "dataframe",
@@ -343,6 +345,16 @@ def test_array_dtype_and_shape_are_part_of_the_hash():
     assert value_hash(base.astype(np.float64)) != value_hash(base)
     assert value_hash(base.reshape(2, 3)) != value_hash(base.reshape(3, 2))
     assert value_hash(base.reshape(2, 3)) != value_hash(base)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [["ab", "c"], ["a", "bc", ""], ["a", "bc", None], ["a", "bd"], ["a", "b", "c"]],
+)
+def test_object_arrays_of_strings_hash_each_string(other):
+    base = np.array(["a", "bc"], dtype=object)
+    assert value_hash(np.array(["a", "bc"], dtype=object)) == value_hash(base)
+    assert value_hash(np.array(other, dtype=object)) != value_hash(base)
 
 
 def test_object_arrays_are_hashed_item_by_item():
