@@ -47,6 +47,12 @@ class IntegrityError(StoreError):
     """Stored bytes no longer match their recorded hash; nothing was unpickled."""
 
 
+class ConfigError(ProvtaskError):
+    """A clusters file is missing, unreadable or invalid (checked before any job is submitted)."""
+
+    exit_code = 2
+
+
 class BatchJobError(ProvtaskError):
     """A partition's batch jobs cannot start: refused, stuck pending, or ended early."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from .clusters import clusters
 from .query import efficiency_command, export, runs, show, tasks
 from .report import lineage, report
 from .run import run
@@ -18,7 +19,7 @@ def main() -> None:
     """Run DAGs of Python and MPI tasks with full provenance."""
 
 
-for _command in (run, runs, show, tasks, efficiency_command, export, report, lineage):
+for _command in (run, runs, show, tasks, efficiency_command, export, report, lineage, clusters):
     main.add_command(_command)
 
 __all__ = ["main"]

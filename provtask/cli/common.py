@@ -27,6 +27,14 @@ store_option = click.option(
     help="Provenance store folder (env PROVTASK_STORE).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
+clusters_option = click.option(
+    "--clusters",
+    "clusters_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="PROVTASK_CLUSTERS",
+    help="Clusters file (env PROVTASK_CLUSTERS) [else ./clusters.yaml, then "
+    "~/.config/provtask/clusters.yaml; none: the embedded LocalCluster].",
+)
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:

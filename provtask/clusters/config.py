@@ -1,0 +1,322 @@
+"""A clusters file: the partitions tasks run on, one Dask cluster each.
+
+``load_clusters`` finds and reads the file; every problem in it is a :class:`ConfigError`
+naming the file, the partition and the key, raised before anything is submitted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ResourceError
+from ..resources import Resources, format_walltime
+from .fields import KEYS, REQUIRED, SCHEDULERS
+
+ENV_VAR = "PROVTASK_CLUSTERS"
+FILE_NAME = "clusters.yaml"
+_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
+# What batch jobs get when the file leaves these out (dask-jobqueue's own defaults).
+DEFAULT_SHEBANG = "#!/usr/bin/env bash"
+DEFAULT_DEATH_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """One partition: the batch jobs (or local processes) whose workers run its tasks.
+
+    Sizes are bytes and times seconds. ``None`` means the key was not given and nothing is
+    sent to the batch system for it.
+    """
+
+    name: str
+    scheduler: str
+    cores: int
+    processes: int = 1
+    memory: int | None = None
+    walltime: int | None = None
+    gpus_per_node: int = 0
+    queue: str | None = None
+    account: str | None = None
+    job_name: str | None = None
+    job_script_prologue: tuple[str, ...] = ()
+    job_extra_directives: tuple[str, ...] = ()
+    job_directives_skip: tuple[str, ...] = ()
+    worker_extra_args: tuple[str, ...] = ()
+    interface: str | None = None
+    local_directory: str | None = None
+    log_directory: str | None = None
+    python: str | None = None
+    shebang: str | None = None
+    death_timeout: float | None = None
+    job_cpu: int | None = None
+    job_mem: str | None = None
+    resource_spec: str | None = None
+    disk: int | None = None
+    min_jobs: int = 0
+    max_jobs: int = 1
+    idle_timeout: float = 60.0
+    pending_timeout: float = 60.0
+    launcher: str | None = None
+    source: Path | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        """Fill in what provtask passes for batch jobs when the file leaves it out."""
+        if self.scheduler == "local":
+            return
+        defaults = {
+            "job_name": f"provtask-{self.name}",
+            "python": sys.executable,
+            "shebang": DEFAULT_SHEBANG,
+            "death_timeout": DEFAULT_DEATH_TIMEOUT,
+        }
+        for attr, value in defaults.items():
+            if getattr(self, attr) is None:
+                object.__setattr__(self, attr, value)
+
+    @property
+    def threads_per_worker(self) -> int:
+        return self.cores // self.processes
+
+    @property
+    def memory_per_worker(self) -> int | None:
+        return None if self.memory is None else self.memory // self.processes
+
+    @property
+    def gpus_per_worker(self) -> int:
+        return self.gpus_per_node // self.processes
+
+    def worker_resources(self) -> dict[str, float]:
+        """Dask worker resources each worker of this partition declares, e.g. ``{"GPU": 2}``."""
+        return {"GPU": self.gpus_per_worker} if self.gpus_per_worker else {}
+
+    def check_fits(self, task_label: str, resources: Resources) -> None:
+        """Refuse a task that asks more than one worker of this partition can ever give."""
+        limits = [
+            ("gpus", resources.gpus, self.gpus_per_worker, "gpus-per-node"),
+            ("cpus_per_task", resources.cpus_per_task, self.threads_per_worker, "cores"),
+            ("memory", resources.memory, self.memory_per_worker, "memory"),
+            ("walltime", resources.walltime, self.walltime, "walltime"),
+        ]
+        for name, asked, limit, key in limits:
+            if asked is None or limit is None or asked <= limit:
+                continue
+            per_worker = f" / processes {self.processes}" if self.processes > 1 else ""
+            raise ResourceError(
+                f"task {task_label!r} asks for {name}={_show(name, asked)} but a worker of "
+                f"partition {self.name!r} has at most {_show(name, limit)} "
+                f"({key} {_show(name, getattr(self, KEYS[key].attr))}{per_worker}"
+                f"{_where(self.source)}); ask for less, or raise {key} of the partition"
+            )
+
+    def to_record(self) -> dict[str, Any]:
+        """Every setting under its clusters-file key (kebab-case), for display and JSON."""
+        record: dict[str, Any] = {"scheduler": self.scheduler}
+        for key, spec in KEYS.items():
+            if self.scheduler in spec.schedulers:
+                value = getattr(self, spec.attr)
+                record[key] = list(value) if isinstance(value, tuple) else value
+        return record
+
+
+def _show(name: str, value: int | float) -> str:
+    if name == "memory":
+        return f"{value} bytes"
+    if name == "walltime":
+        return format_walltime(int(value))
+    return str(value)
+
+
+def _where(source: Path | None) -> str:
+    return f", in {source}" if source is not None else ""
+
+
+@dataclass(frozen=True)
+class ClustersConfig:
+    """The partitions of a clusters file, and the one for tasks that name none."""
+
+    default: str
+    partitions: dict[str, PartitionConfig]
+    source: Path | None = None
+
+    def partition_for(self, name: str | None, task_label: str) -> PartitionConfig:
+        """The partition a task runs on (``None``: the default one)."""
+        if name is None:
+            return self.partitions[self.default]
+        if name in self.partitions:
+            return self.partitions[name]
+        raise ResourceError(
+            f"task {task_label!r} asks for partition {name!r}, which is not in "
+            f"{self.source or 'the clusters config'}{did_you_mean(name, self.partitions)}; "
+            f"its partitions are: {', '.join(self.partitions)}"
+        )
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    """`` (did you mean 'gpu'?)`` when a choice is close to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def search_order() -> list[tuple[str, Path | None]]:
+    """Where a clusters file is looked for, first to last (``None``: variable not set)."""
+    env = os.environ.get(ENV_VAR)
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return [
+        (f"${ENV_VAR}", Path(env) if env else None),
+        ("current directory", Path(FILE_NAME)),
+        ("user config", config_home / "provtask" / FILE_NAME),
+    ]
+
+
+def find_clusters_file(explicit: Path | None) -> Path | None:
+    """The clusters file to use: ``explicit``, then ``$PROVTASK_CLUSTERS``, then
+    ``./clusters.yaml``, then ``$XDG_CONFIG_HOME/provtask/clusters.yaml`` (default
+    ``~/.config``). A file named explicitly or by the variable must exist."""
+    if explicit is not None:
+        if not Path(explicit).is_file():
+            raise ConfigError(
+                f"clusters file {explicit} does not exist; give an existing file with "
+                f"--clusters (or ${ENV_VAR}), or leave both out to search the usual places"
+            )
+        return Path(explicit)
+    for origin, path in search_order():
+        if origin.startswith("$") and path is not None and not path.is_file():
+            raise ConfigError(
+                f"clusters file {path} does not exist (named by ${ENV_VAR}); fix or unset "
+                "the variable"
+            )
+        if path is not None and path.is_file():
+            return path
+    return None
+
+
+def load_clusters(explicit: Path | None = None) -> ClustersConfig | None:
+    """The clusters config found as :func:`find_clusters_file` says; ``None`` if there is no
+    file (tasks then run on the embedded LocalCluster)."""
+    import yaml
+
+    path = find_clusters_file(explicit)
+    if path is None:
+        return None
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read clusters file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{line}: not valid YAML: {problem}") from None
+    return parse_clusters(data, source=path)
+
+
+def parse_clusters(data: Any, source: Path | None = None) -> ClustersConfig:
+    """A :class:`ClustersConfig` from parsed YAML (``{"default": ..., "partitions": ...}``)."""
+    where = str(source) if source is not None else "clusters config"
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where}: expected a mapping with 'default' and 'partitions', got "
+            f"{type(data).__name__}"
+        )
+    _refuse_unknown(where, data, ("default", "partitions"))
+    partitions = data.get("partitions")
+    if not isinstance(partitions, dict) or not partitions:
+        raise ConfigError(
+            f"{where}: 'partitions' must map partition names to their settings, e.g. "
+            "partitions: {cpu: {scheduler: slurm, cores: 24, memory: 90GB}}"
+        )
+    parsed = {}
+    for name, settings in partitions.items():
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+            raise ConfigError(
+                f"{where}: partition name {name!r}: use letters, digits, '_', '-' or '.'"
+            )
+        parsed[name] = _parse_partition(f"{where}: partition {name!r}", name, settings, source)
+    default = data.get("default")
+    if default is None:
+        raise ConfigError(
+            f"{where}: no 'default' partition; add e.g. 'default: {next(iter(parsed))}' "
+            "(it runs the tasks that name no partition)"
+        )
+    if default not in parsed:
+        raise ConfigError(
+            f"{where}: default: {default!r} is not a partition of this file"
+            f"{did_you_mean(str(default), parsed)}; its partitions are: {', '.join(parsed)}"
+        )
+    return ClustersConfig(default=default, partitions=parsed, source=source)
+
+
+def _refuse_unknown(where: str, keys: Any, known: Any) -> None:
+    for key in keys:
+        if key not in known:
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{did_you_mean(str(key), known)}; known keys: "
+                f"{', '.join(known)}"
+            )
+
+
+def _parse_partition(where: str, name: str, settings: Any, source: Path | None) -> PartitionConfig:
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {settings!r}")
+    scheduler = settings.get("scheduler")
+    if scheduler not in SCHEDULERS:
+        hint = did_you_mean(str(scheduler), SCHEDULERS) if scheduler is not None else ""
+        raise ConfigError(
+            f"{where}: scheduler: expected one of {', '.join(SCHEDULERS)}, got {scheduler!r}{hint}"
+        )
+    values: dict[str, Any] = {}
+    for key, value in settings.items():
+        _refuse_unknown(where, [key], ["scheduler", *KEYS])
+        if key == "scheduler" or value is None:
+            continue
+        spec = KEYS[key]
+        if scheduler not in spec.schedulers:
+            raise ConfigError(
+                f"{where}: {key} does not apply to scheduler {scheduler!r} (it applies to: "
+                f"{', '.join(s for s in SCHEDULERS if s in spec.schedulers)})"
+            )
+        try:
+            values[spec.attr] = spec.read(value, key)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    missing = [key for key in REQUIRED.get(scheduler, ()) if KEYS[key].attr not in values]
+    if missing:
+        raise ConfigError(
+            f"{where}: a {scheduler} partition needs {' and '.join(missing)} (per batch job), "
+            "e.g. 'cores: 24' and 'memory: 90GB'"
+        )
+    values.setdefault("cores", 1)
+    partition = PartitionConfig(name=name, scheduler=scheduler, source=source, **values)
+    _check_consistent(where, partition)
+    return partition
+
+
+def _check_consistent(where: str, part: PartitionConfig) -> None:
+    """Settings that are valid alone but not together."""
+    if part.cores % part.processes:
+        raise ConfigError(
+            f"{where}: processes: {part.processes} does not divide cores: {part.cores}; each "
+            "worker process gets cores / processes threads"
+        )
+    if part.gpus_per_node % part.processes:
+        raise ConfigError(
+            f"{where}: processes: {part.processes} does not divide gpus-per-node: "
+            f"{part.gpus_per_node}; each worker process gets gpus-per-node / processes GPUs"
+        )
+    if part.min_jobs > part.max_jobs:
+        raise ConfigError(
+            f"{where}: min-jobs: {part.min_jobs} is more than max-jobs: {part.max_jobs}"
+        )
+    if "--resources" in part.worker_extra_args:
+        raise ConfigError(
+            f"{where}: worker-extra-args: do not pass --resources; provtask declares the "
+            "workers' resources from gpus-per-node"
+        )
