@@ -24,6 +24,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 # What batch jobs get when the file leaves these out (dask-jobqueue's own defaults).
 DEFAULT_SHEBANG = "#!/usr/bin/env bash"
 DEFAULT_DEATH_TIMEOUT = 60.0
+EXAMPLES = {"cores": "'cores: 24'", "memory": "'memory: 90GB'", "disk": "'disk: 10GB'"}
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ class PartitionConfig:
         for name, asked, limit, key in limits:
             if asked is None or limit is None or asked <= limit:
                 continue
-            per_worker = f" / processes {self.processes}" if self.processes > 1 else ""
+            split = self.processes > 1 and name != "walltime"
+            per_worker = f" / processes {self.processes}" if split else ""
             raise ResourceError(
                 f"task {task_label!r} asks for {name}={_show(name, asked)} but a worker of "
                 f"partition {self.name!r} has at most {_show(name, limit)} "
@@ -126,10 +128,31 @@ class PartitionConfig:
 
 def _show(name: str, value: int | float) -> str:
     if name == "memory":
-        return f"{value} bytes"
+        return format_size(int(value))
     if name == "walltime":
         return format_walltime(int(value))
     return str(value)
+
+
+# Largest first, decimal before binary at each magnitude.
+_SIZE_UNITS = [
+    ("TB", 1000**4),
+    ("TiB", 1024**4),
+    ("GB", 1000**3),
+    ("GiB", 1024**3),
+    ("MB", 1000**2),
+    ("MiB", 1024**2),
+    ("KB", 1000),
+    ("KiB", 1024),
+]
+
+
+def format_size(size: int) -> str:
+    """``"90GB"`` for 90e9: the largest unit that gives a whole number (else plain bytes)."""
+    for unit, factor in _SIZE_UNITS:
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
 
 
 def _where(source: Path | None) -> str:
@@ -221,6 +244,8 @@ def load_clusters(explicit: Path | None = None) -> ClustersConfig | None:
 def parse_clusters(data: Any, source: Path | None = None) -> ClustersConfig:
     """A :class:`ClustersConfig` from parsed YAML (``{"default": ..., "partitions": ...}``)."""
     where = str(source) if source is not None else "clusters config"
+    if data is None:
+        raise ConfigError(f"{where}: the file is empty; it needs 'default' and 'partitions'")
     if not isinstance(data, dict):
         raise ConfigError(
             f"{where}: expected a mapping with 'default' and 'partitions', got "
@@ -267,8 +292,12 @@ def _parse_partition(where: str, name: str, settings: Any, source: Path | None) 
     if not isinstance(settings, dict):
         raise ConfigError(f"{where}: expected a mapping of settings, got {settings!r}")
     scheduler = settings.get("scheduler")
+    if scheduler is None:
+        raise ConfigError(
+            f"{where}: no scheduler; add e.g. 'scheduler: slurm' (one of {', '.join(SCHEDULERS)})"
+        )
     if scheduler not in SCHEDULERS:
-        hint = did_you_mean(str(scheduler), SCHEDULERS) if scheduler is not None else ""
+        hint = did_you_mean(str(scheduler), SCHEDULERS)
         raise ConfigError(
             f"{where}: scheduler: expected one of {', '.join(SCHEDULERS)}, got {scheduler!r}{hint}"
         )
@@ -291,7 +320,7 @@ def _parse_partition(where: str, name: str, settings: Any, source: Path | None) 
     if missing:
         raise ConfigError(
             f"{where}: a {scheduler} partition needs {' and '.join(missing)} (per batch job), "
-            "e.g. 'cores: 24' and 'memory: 90GB'"
+            f"e.g. {' and '.join(EXAMPLES[key] for key in missing)}"
         )
     values.setdefault("cores", 1)
     partition = PartitionConfig(name=name, scheduler=scheduler, source=source, **values)

@@ -10,6 +10,7 @@ adds, all of which ``provtask clusters`` shows.
 from __future__ import annotations
 
 import logging
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -150,11 +151,22 @@ def _blank_config_section(scheduler: str) -> str:
 
 def job_script(partition: PartitionConfig) -> str:
     """The batch script a job of this partition is submitted with (scheduler address and
-    worker name are placeholders: the real ones exist only once the cluster runs)."""
+    worker name are placeholders: the real ones exist only once the cluster runs).
+
+    Nothing is created: dask-jobqueue makes the log directory when a Job is built, so the
+    script is rendered with a temporary stand-in for it.
+    """
     kwargs = cluster_kwargs(partition)
     kwargs.pop("scheduler_options")  # the scheduler's, not the job's
-    job = job_class(partition)(scheduler=PLACEHOLDER_SCHEDULER, name=PLACEHOLDER_WORKER, **kwargs)
-    return job.job_script()
+    log_directory = kwargs.pop("log_directory", None)
+    with tempfile.TemporaryDirectory() as stand_in:
+        if log_directory is not None:
+            kwargs["log_directory"] = stand_in
+        job = job_class(partition)(
+            scheduler=PLACEHOLDER_SCHEDULER, name=PLACEHOLDER_WORKER, **kwargs
+        )
+        script = job.job_script()
+    return script if log_directory is None else script.replace(stand_in, log_directory)
 
 
 def make_cluster(partition: PartitionConfig, *, job_cls: type | None = None) -> Any:

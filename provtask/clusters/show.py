@@ -5,29 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..resources import format_walltime
-from .config import ClustersConfig, PartitionConfig, search_order
+from .config import ClustersConfig, PartitionConfig, format_size, search_order
 from .jobqueue import CLUSTER_CLASSES, cluster_kwargs
 
-# Largest first, decimal before binary at each magnitude.
-_SIZE_UNITS = [
-    ("TB", 1000**4),
-    ("TiB", 1024**4),
-    ("GB", 1000**3),
-    ("GiB", 1024**3),
-    ("MB", 1000**2),
-    ("MiB", 1024**2),
-    ("KB", 1000),
-    ("KiB", 1024),
-]
 _SIZES = ("memory", "disk")
-
-
-def format_size(size: int) -> str:
-    """``"90GB"`` for 90e9: the largest unit that gives a whole number (else plain bytes)."""
-    for unit, factor in _SIZE_UNITS:
-        if size % factor == 0:
-            return f"{size // factor}{unit}"
-    return str(size)
 
 
 def no_config_text() -> str:
