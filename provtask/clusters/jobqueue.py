@@ -156,15 +156,14 @@ def job_script(partition: PartitionConfig) -> str:
     Nothing is created: dask-jobqueue makes the log directory when a Job is built, so the
     script is rendered with a temporary stand-in for it.
     """
+    job_cls = job_class(partition)
     kwargs = cluster_kwargs(partition)
     kwargs.pop("scheduler_options")  # the scheduler's, not the job's
     log_directory = kwargs.pop("log_directory", None)
     with tempfile.TemporaryDirectory() as stand_in:
         if log_directory is not None:
             kwargs["log_directory"] = stand_in
-        job = job_class(partition)(
-            scheduler=PLACEHOLDER_SCHEDULER, name=PLACEHOLDER_WORKER, **kwargs
-        )
+        job = job_cls(scheduler=PLACEHOLDER_SCHEDULER, name=PLACEHOLDER_WORKER, **kwargs)
         script = job.job_script()
     return script if log_directory is None else script.replace(stand_in, log_directory)
 
