@@ -4,6 +4,7 @@ and ``provtask clusters``. No scheduler is needed."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -336,3 +337,26 @@ def test_provtask_clusters_reports_bad_files_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("PROVTASK_CLUSTERS", str(path))  # the option's environment variable
     code, output = invoke()
     assert code == 2 and "did you mean 'max-jobs'?" in output
+
+
+# -- docs/configuration.md says what the code does ------------------------------------------
+
+
+def doc_blocks(kind: str) -> list[str]:
+    text = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    return re.findall(rf"^```{kind}\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+
+
+def test_the_documented_clusters_files_are_valid_and_their_outputs_are_real():
+    examples = [yaml.safe_load(block) for block in doc_blocks("yaml")]
+    configs = [parse_clusters(data, source=Path("clusters.yaml")) for data in examples]
+    assert len(configs) == 2
+    texts = doc_blocks("text")
+    script = job_script(configs[0].partitions["gpu"])
+    assert script.rstrip("\n") + "\n" in texts
+    with pytest.raises(ResourceError) as refused:
+        configs[0].partition_for("gpu", "score").check_fits("score", make_resources(gpus=2))
+    with pytest.raises(ResourceError) as unknown:
+        configs[0].partition_for("gpus", "score")
+    shown = "".join(texts)
+    assert f"{refused.value}\n" in shown and f"{unknown.value}\n" in shown

@@ -83,7 +83,7 @@ KEYS: dict[str, Key] = {
     "job-name": Key("job_name", _text, BATCH),
     "job-script-prologue": Key("job_script_prologue", _lines, BATCH),
     "job-extra-directives": Key("job_extra_directives", _lines, BATCH),
-    "job-directives-skip": Key("job_directives_skip", _lines, BATCH),
+    "job-directives-skip": Key("job_directives_skip", _lines, WITH_QUEUE),
     "worker-extra-args": Key("worker_extra_args", _lines, BATCH),
     "interface": Key("interface", _text, BATCH),
     "local-directory": Key("local_directory", _text, EVERY),
