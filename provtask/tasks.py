@@ -14,13 +14,43 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal, overload
 
-from .code_identity import code_hash
+from .code_identity import CodeIdentity, code_identity
 from .context import current_dag
 from .errors import DAGError, ResourceError
 from .resources import Resources, make_resources
 
 TaskKind = Literal["python", "mpi"]
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+CACHE_OPTIONS = ("cache", "cache_version", "cache_key")
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheSettings:
+    """How a task takes part in caching (docs/caching.md).
+
+    ``enabled``: None caches when every argument has a stable hash, True also insists (an
+    argument with no stable hash is an error), False never looks results up. ``version`` is
+    part of the key; ``key`` replaces the arguments' hashes by the hash of what it returns.
+    """
+
+    enabled: bool | None = None
+    version: str | None = None
+    key: Callable[..., Any] | None = None
+
+
+def make_cache_settings(
+    cache: Any = None, cache_version: Any = None, cache_key: Any = None
+) -> CacheSettings:
+    """Validate the ``cache``, ``cache_version`` and ``cache_key`` options of a task."""
+    if cache is not None and not isinstance(cache, bool):
+        raise ResourceError(f"cache: expected True or False, got {cache!r}")
+    if cache_version is not None and not isinstance(cache_version, str):
+        raise ResourceError(f"cache_version: expected a string such as '2', got {cache_version!r}")
+    if cache_key is not None and not callable(cache_key):
+        raise ResourceError(
+            f"cache_key: expected a function of the task's arguments, got {cache_key!r}"
+        )
+    return CacheSettings(cache, cache_version, cache_key)
 
 
 class TaskDef:
@@ -34,6 +64,7 @@ class TaskDef:
         resources: Resources,
         kind: TaskKind,
         node_id: str | None = None,
+        cache: CacheSettings | None = None,
     ) -> None:
         if not callable(fn):
             raise ResourceError(f"@task must decorate a function, got {fn!r}")
@@ -60,12 +91,25 @@ class TaskDef:
             signature.replace(parameters=parameters[1:]) if self.takes_comm else signature
         )
         self.function = f"{fn.__module__}:{fn.__qualname__}"
-        self.code_hash = code_hash(fn)
+        self.cache = cache or CacheSettings()
+        self._code_identity: CodeIdentity | None = None
         self.resources_json = json.dumps(resources.to_record(), sort_keys=True)
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
         return f"<{self.kind} task {self.name!r}>"
+
+    @property
+    def code_identity(self) -> CodeIdentity:
+        """The identity of the task's code, computed on first use (when a run starts), so
+        that helpers defined below the task in its module are found."""
+        if self._code_identity is None:
+            self._code_identity = code_identity(self.fn)
+        return self._code_identity
+
+    @property
+    def code_hash(self) -> str:
+        return self.code_identity.hash
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         dag = current_dag.get()
@@ -86,14 +130,27 @@ class TaskDef:
         return dag.add_map(self, iterables, constants)
 
     def options(self, *, id: str | None = None, **overrides: Any) -> TaskDef:
-        """A copy with a fixed node id and/or other resources: ``t.options(memory="8GB")``."""
+        """A copy with a fixed node id, other resources or cache options:
+        ``t.options(memory="8GB")``, ``t.options(cache=False)``."""
         if "name" in overrides:
             raise ResourceError("name: set it in the decorator; use options(id=...) per call")
+        cache = {
+            "cache": self.cache.enabled,
+            "cache_version": self.cache.version,
+            "cache_key": self.cache.key,
+        }
+        cache.update({k: overrides.pop(k) for k in CACHE_OPTIONS if k in overrides})
         fields = {f.name: getattr(self.resources, f.name) for f in dataclasses.fields(Resources)}
         fields.update(overrides)
         clone = TaskDef(
-            self.fn, name=self.name, resources=make_resources(**fields), kind=self.kind, node_id=id
+            self.fn,
+            name=self.name,
+            resources=make_resources(**fields),
+            kind=self.kind,
+            node_id=id,
+            cache=make_cache_settings(**cache),
         )
+        clone._code_identity = self._code_identity
         if id is not None and not _NAME_RE.match(id):
             raise DAGError(f"id {id!r} is not valid; use letters, digits, '_', '-', '.'")
         return clone
@@ -107,10 +164,11 @@ class TaskDef:
 
 
 def _decorate(fn: Callable | None, kind: TaskKind, name: str | None, given: dict) -> Any:
+    cache = make_cache_settings(**{k: given.pop(k) for k in CACHE_OPTIONS if k in given})
     resources = make_resources(**given)
 
     def wrap(function: Callable) -> TaskDef:
-        return TaskDef(function, name=name, resources=resources, kind=kind)
+        return TaskDef(function, name=name, resources=resources, kind=kind, cache=cache)
 
     return wrap if fn is None else wrap(fn)
 
@@ -123,7 +181,9 @@ def task(fn: Callable | None = None, *, name: str | None = None, **resources: An
     """Declare a serial Python task.
 
     Resources: ``partition``, ``cpus_per_task``, ``gpus``, ``memory`` ("4GB"), ``walltime``
-    ("HH:MM:SS" or "1h"), ``retries``. Bad values raise :class:`ResourceError` here.
+    ("HH:MM:SS" or "1h"), ``retries``. Caching: ``cache`` (False never reuses results),
+    ``cache_version`` (a string in the key), ``cache_key`` (a function of the arguments
+    whose result replaces their hashes). Bad values raise :class:`ResourceError` here.
     """
     return _decorate(fn, "python", name, resources)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from .cache import replay, why
 from .clusters import clusters
 from .query import efficiency_command, export, runs, show, tasks
 from .report import lineage, report
@@ -19,7 +20,8 @@ def main() -> None:
     """Run DAGs of Python and MPI tasks with full provenance."""
 
 
-for _command in (run, runs, show, tasks, efficiency_command, export, report, lineage, clusters):
+_COMMANDS = (run, runs, show, tasks, efficiency_command, export, report, lineage, clusters)
+for _command in (*_COMMANDS, why, replay):
     main.add_command(_command)
 
 __all__ = ["main"]

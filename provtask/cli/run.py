@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +12,9 @@ from ..engine.progress_bar import show_progress
 from ..errors import ProvtaskError, RunInterrupted
 from .common import friendly_errors, open_store, store_option
 from .query import print_run
+
+if TYPE_CHECKING:
+    from ..engine.handle import RunHandle
 
 
 def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
@@ -32,6 +35,13 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     "--workers", type=click.IntRange(min=1), help="Local worker processes [one per core]."
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option("--no-cache", is_flag=True, help="Recompute every task (look nothing up).")
+@click.option(
+    "--refresh",
+    multiple=True,
+    metavar="PATTERN",
+    help="Recompute tasks whose name or id matches (fnmatch), and all downstream.",
+)
 @store_option
 @friendly_errors
 def run(
@@ -40,6 +50,8 @@ def run(
     params: tuple[str, ...],
     workers: int | None,
     progress: bool,
+    no_cache: bool,
+    refresh: tuple[str, ...],
     store_path: Path,
 ) -> None:
     """Run the DAG defined in DAG_FILE; exits non-zero if any task fails."""
@@ -48,8 +60,21 @@ def run(
 
     dag = load_dag_file(dag_file, dag_name)
     resolved = dag.resolve_params(_parse_params(params), from_text=True)
-    handle = submit(dag, params=resolved, store=store_path, n_workers=workers)
+    handle = submit(
+        dag,
+        params=resolved,
+        store=store_path,
+        n_workers=workers,
+        cache=not no_cache,
+        refresh=list(refresh),
+    )
     click.echo(f"run {handle.run_id} of DAG {dag.name!r} (store: {handle.store_path})", err=True)
+    follow_run(handle, store_path, progress)
+
+
+def follow_run(handle: RunHandle, store_path: Path, progress: bool) -> None:
+    """Show a run's progress until it ends (Ctrl-C or SIGTERM cancel it), then its summary;
+    raises unless every task ended ok."""
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         if progress:

@@ -22,6 +22,7 @@ from ..dag import DAG, ParamRef, Ref, iter_refs
 from ..errors import DAGError, RunInterrupted
 from ..states import RunStatus
 from ..store import Store
+from .cache import CachePolicy, check_cacheable
 from .handle import RunHandle, RunResult
 from .pools import Pool, Pools, local_pool
 from .progress_bar import show_progress
@@ -57,6 +58,7 @@ def check_runnable(dag: DAG, clusters: ClustersConfig | None = None) -> None:
         arguments = {**dict(enumerate(data["args"])), **data["kwargs"]}
         for name, value in arguments.items():
             _check_picklable(node_id, name, value)
+    check_cacheable(dag)
 
 
 def _check_picklable(node_id: str, name: Any, value: Any) -> None:
@@ -86,6 +88,9 @@ def submit(
     client: Any = None,
     n_workers: int | None = None,
     clusters: ClustersConfig | str | os.PathLike | None = None,
+    cache: bool = True,
+    refresh: str | list[str] | None = None,
+    replay_of: str | None = None,
 ) -> RunHandle:
     """Validate ``dag`` and start running it in a background thread; returns at once.
 
@@ -99,16 +104,23 @@ def submit(
       (one per core), closed with the run.
 
     Provenance goes to ``store`` (default ``$PROVTASK_STORE`` or ``./store``).
+
+    Caching (docs/caching.md): a task whose key has an intact output in the store is
+    ``cached`` and does not run. ``cache=False`` looks nothing up; ``refresh`` (task names,
+    ids or patterns such as ``"simulate*"``) recomputes the matching tasks and everything
+    downstream of them. ``replay_of`` records the run this one replays (see
+    :func:`provtask.replay`).
     """
+    policy = CachePolicy.make(cache, refresh)
     config = None if client is not None else _clusters_config(clusters)
     check_runnable(dag, config)
     resolved = dag.resolve_params(params)
     opened = store if isinstance(store, Store) else Store(store)
     handle = RunHandle(new_run_id(), opened.root)
-    run_row = _run_row(dag, resolved)
+    run_row = {**_run_row(dag, resolved), "replay_of": replay_of}
     thread = threading.Thread(
         target=_execute,
-        args=(handle, dag, resolved, opened, run_row, client, n_workers, config),
+        args=(handle, dag, resolved, opened, run_row, client, n_workers, config, policy),
         name=f"provtask-run-{handle.run_id}",
         daemon=True,
     )
@@ -145,6 +157,7 @@ def _execute(
     client: Any,
     n_workers: int | None,
     config: ClustersConfig | None,
+    policy: CachePolicy,
 ) -> None:
     writer = store.writer()
     recorder = RunRecorder(writer, handle.run_id)
@@ -169,6 +182,7 @@ def _execute(
             handle.inbox,
             handle.publish,
             str(store.root),
+            policy,
         )
         status = engine.run()
         if status is RunStatus.INTERRUPTED:

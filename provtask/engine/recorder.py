@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..states import AttemptStatus, RunStatus, TaskState
 from ..store.writer import StoreWriter
 from .rungraph import Instance
+
+if TYPE_CHECKING:
+    from ..store.cache_lookup import Source
 
 
 def _json(value: Any) -> str:
@@ -21,6 +24,7 @@ class RunRecorder:
     def __init__(self, writer: StoreWriter, run_id: str) -> None:
         self.writer = writer
         self.run_id = run_id
+        self._code_hashes: set[str] = set()
 
     def start_run(self, row: dict[str, Any]) -> None:
         self.writer.insert(
@@ -56,6 +60,12 @@ class RunRecorder:
     def add_tasks(self, instances: list[Instance]) -> None:
         for inst in instances:
             task = inst.task
+            if task.code_hash not in self._code_hashes:
+                self._code_hashes.add(task.code_hash)
+                components = json.dumps(task.code_identity.components)
+                self.writer.insert(
+                    "code", {"code_hash": task.code_hash, "components": components}, ignore=True
+                )
             self.writer.insert(
                 "tasks",
                 {
@@ -68,6 +78,7 @@ class RunRecorder:
                     "code_hash": task.code_hash,
                     "partition": task.resources.partition,
                     "resources": task.resources_json,
+                    "cache_version": task.cache.version,
                     "state": inst.state.value,
                     "attempts": 0,
                 },
@@ -92,22 +103,46 @@ class RunRecorder:
             changes["started_at"], changes["ended_at"] = inst.started_at, inst.ended_at
         self.writer.update("tasks", {"run_id": self.run_id, "task_id": inst.task_id}, changes)
 
-    def task_submitted(
-        self, inst: Instance, inputs: list[dict[str, Any]], input_hash: str, partition: str
-    ) -> None:
-        """The first attempt of a task goes out: its inputs are final now."""
+    def task_submitted(self, inst: Instance, partition: str) -> None:
+        """The first attempt of a task goes out, with its inputs and cache key (see
+        ``Cache.take_hits``)."""
         self.writer.update(
             "tasks",
             {"run_id": self.run_id, "task_id": inst.task_id},
             {
                 "state": TaskState.RUNNING.value,
-                "inputs": _json(inputs),
-                "input_hash": input_hash,
+                **self._keyed(inst),
                 "ready_at": time.time(),
                 "attempts": inst.attempt,
             },
         )
         self._insert_attempt(inst, partition)
+
+    def task_cached(self, inst: Instance, source: Source) -> None:
+        """The task reuses the output of an earlier successful attempt and does not run."""
+        self.writer.update(
+            "tasks",
+            {"run_id": self.run_id, "task_id": inst.task_id},
+            {
+                "state": TaskState.CACHED.value,
+                **self._keyed(inst),
+                "ready_at": time.time(),
+                "output_hash": source.output_hash,
+                "source_run": source.run_id,
+                "source_task": source.task_id,
+                "source_attempt": source.attempt,
+            },
+        )
+
+    @staticmethod
+    def _keyed(inst: Instance) -> dict[str, Any]:
+        return {
+            "inputs": _json(inst.inputs),
+            "input_hash": inst.input_hash,
+            "cache_key": inst.cache_key,
+            "cache": inst.cache,
+            "cache_note": inst.cache_note,
+        }
 
     def attempt_submitted(self, inst: Instance, partition: str) -> None:
         """A retry goes out."""
@@ -127,6 +162,7 @@ class RunRecorder:
                 "key": inst.key,
                 "status": AttemptStatus.RUNNING.value,
                 "partition": partition,
+                "resources": inst.task.resources_json,
                 "submitted_at": now,
             },
         )
@@ -159,6 +195,7 @@ class RunRecorder:
                 "stdout": report.get("stdout"),
                 "stderr": report.get("stderr"),
                 "output_hash": artifact["hash"] if artifact else None,
+                "n_items": report.get("n_items"),
             },
         )
 

@@ -8,13 +8,15 @@ outcomes, and reads back which instances changed state.
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
 from ..dag import DAG, MapRef, ParamRef, Ref, iter_refs
-from ..hashing import combine, value_hash
+from ..errors import UnhashableValue
+from ..hashing import PathMemo, combine, value_hash
 from ..states import TaskState
 from ..store.artifacts import preview
 from ..tasks import TaskDef
@@ -49,6 +51,12 @@ class Instance:
     error: str | None = None
     started_at: float | None = None  # of the attempt that decided the state
     ended_at: float | None = None
+    inputs: list[dict[str, Any]] | None = None  # described when the task is first ready
+    input_hash: str | None = None  # None when an argument has no stable hash
+    cache_key: str | None = None
+    cache: str | None = None  # hit | miss | off | refresh | uncacheable
+    cache_note: str | None = None
+    loaders: dict[int, Any] = field(default_factory=dict)  # a cached output's futures, by client
 
     @property
     def counted(self) -> bool:
@@ -59,15 +67,16 @@ class Instance:
 class RunGraph:
     """Instances of a run and the transitions between their states."""
 
-    def __init__(self, dag: DAG, params: dict[str, Any]) -> None:
+    def __init__(self, dag: DAG, params: dict[str, Any], memo: PathMemo | None = None) -> None:
         self.dag = dag
         self.params = params
+        self.memo = memo  # digests of files passed as Path arguments
         self.instances: dict[str, Instance] = {}
         self.ready: deque[Instance] = deque()
         self.changed: list[Instance] = []
         self.new_edges: list[tuple[str, str, str]] = []
         self.released: list[Any] = []  # futures no task will read again, to be let go
-        self._constant_hashes: dict[int, str] = {}
+        self._constant_hashes: dict[int, str | UnhashableValue] = {}
         graph = dag.graph
         for node_id in _topological(dag):
             data = graph.nodes[node_id]
@@ -108,12 +117,12 @@ class RunGraph:
         if inst.waiting == 0 and inst.state is TaskState.PENDING:
             self.ready.append(inst)
 
-    def succeed(self, inst: Instance) -> None:
-        """The instance produced its output: release what waits on it."""
+    def succeed(self, inst: Instance, state: TaskState = TaskState.SUCCESS) -> None:
+        """The instance produced its output (``CACHED``: reused it): release what waits on it."""
         finished = [inst]
         while finished:
             done = finished.pop()
-            self.set_state(done, TaskState.SUCCESS)
+            self.set_state(done, state if done is inst else TaskState.SUCCESS)
             for dependent in done.on_success:
                 self._satisfy(dependent)
             parent = done.parent
@@ -174,6 +183,8 @@ class RunGraph:
             if holder.future is not None:
                 self.released.append(holder.future)
                 holder.future = None
+            self.released.extend(holder.loaders.values())
+            holder.loaders.clear()
 
     def cancel_unfinished(self) -> list[Instance]:
         """Mark every unfinished instance cancelled (the run was interrupted)."""
@@ -270,26 +281,62 @@ class RunGraph:
         return element
 
     # -- arguments and their identities -----------------------------------------------------
-    def resolve(self, template: Any) -> Any:
-        """Arguments with Refs replaced by futures (a list for a map) and params by values."""
+    def resolve(self, template: Any, load: Callable[[Instance], Any] | None = None) -> Any:
+        """Arguments with Refs replaced by futures (a list for a map) and params by values.
+
+        ``load`` gives the future of an upstream output where the consumer runs: a cached
+        output (which no attempt of this run computed), or one made on another cluster.
+        """
         if isinstance(template, Ref):
             inst = self.instances[template.node_id]
             if inst.kind == "map":
-                return [child.future for child in inst.children]
-            return inst.future
+                return [_future(child, load) for child in inst.children]
+            return _future(inst, load)
         if isinstance(template, ParamRef):
             return self.params[template.name]
         if isinstance(template, list | tuple):
-            resolved = [self.resolve(item) for item in template]
+            resolved = [self.resolve(item, load) for item in template]
             return resolved if isinstance(template, list) else tuple(resolved)
         if isinstance(template, dict):
-            return {self.resolve(k): self.resolve(v) for k, v in template.items()}
+            return {self.resolve(k, load): self.resolve(v, load) for k, v in template.items()}
         if isinstance(template, set | frozenset):
-            return type(template)(self.resolve(item) for item in template)
+            return type(template)(self.resolve(item, load) for item in template)
         return template
 
-    def describe_inputs(self, inst: Instance) -> tuple[list[dict[str, Any]], str]:
-        """Readable inputs with their identities, and one hash over all of them."""
+    def arguments(self, inst: Instance) -> dict[str, Any]:
+        """The task's arguments by name, with each upstream output replaced by its hash (what a
+        ``cache_key`` function receives)."""
+        names = list(inst.task.signature.parameters)
+        arguments = {}
+        positional = [
+            (names[i] if i < len(names) else f"args[{i}]", value)
+            for i, value in enumerate(inst.args)
+        ]
+        for name, value in [*positional, *inst.kwargs.items()]:
+            arguments[name] = self._with_hashes(value)
+        for entry in inst.inputs or ():
+            if "item" in entry:  # an element's pick of an upstream list
+                arguments[entry["name"]] = entry["hash"]
+        return arguments
+
+    def _with_hashes(self, template: Any) -> Any:
+        if isinstance(template, Ref):
+            return self.instances[template.node_id].output_hash
+        if isinstance(template, ParamRef):
+            return self.params[template.name]
+        if isinstance(template, list | tuple):
+            items = [self._with_hashes(item) for item in template]
+            return items if isinstance(template, list) else tuple(items)
+        if isinstance(template, dict):
+            return {self._with_hashes(k): self._with_hashes(v) for k, v in template.items()}
+        return template
+
+    def describe_inputs(self, inst: Instance) -> tuple[list[dict[str, Any]], str | None]:
+        """Readable inputs with their identities, and one hash over all of them.
+
+        An argument with no stable hash has ``hash`` None and its reason in ``unhashable``;
+        the combined hash is then None too.
+        """
         names = list(inst.task.signature.parameters)
         picked = dict(inst.picks)
         described = []
@@ -298,11 +345,18 @@ class RunGraph:
             described.append(self._describe(name, value, picked.get(position)))
         for name, value in inst.kwargs.items():
             described.append(self._describe(name, value, None))
+        if any(d["hash"] is None for d in described):
+            return described, None
         digest = combine([f"{d['name']}={d['hash']}" for d in described])
         return described, digest
 
     def _describe(self, name: str, value: Any, pick: int | None) -> dict[str, Any]:
-        entry: dict[str, Any] = {"name": name, "hash": self._identity(value)}
+        entry: dict[str, Any] = {"name": name}
+        try:
+            entry["hash"] = self._identity(value)
+        except UnhashableValue as exc:
+            exc.argument = name
+            entry["hash"], entry["unhashable"] = None, str(exc)
         if isinstance(value, _SCALARS):
             entry["repr"] = preview(value)
         elif isinstance(value, Ref):
@@ -325,7 +379,7 @@ class RunGraph:
         if isinstance(template, Ref):
             return self.instances[template.node_id].output_hash or ""
         if isinstance(template, ParamRef):
-            return value_hash(self.params[template.name])
+            return value_hash(self.params[template.name], memo=self.memo)
         if isinstance(template, list | tuple) and any(True for _ in iter_refs(template)):
             return combine([type(template).__name__, *(self._identity(t) for t in template)])
         if isinstance(template, dict) and any(True for _ in iter_refs(template)):
@@ -333,8 +387,18 @@ class RunGraph:
             return combine(["dict", *items])
         key = id(template)
         if key not in self._constant_hashes:
-            self._constant_hashes[key] = value_hash(template)
-        return self._constant_hashes[key]
+            try:
+                self._constant_hashes[key] = value_hash(template, memo=self.memo)
+            except UnhashableValue as exc:
+                self._constant_hashes[key] = exc
+        known = self._constant_hashes[key]
+        if isinstance(known, UnhashableValue):
+            raise UnhashableValue(known.problem, where=known.where)
+        return known
+
+
+def _future(inst: Instance, load: Callable[[Instance], Any] | None) -> Any:
+    return load(inst) if load is not None else inst.future
 
 
 def _topological(dag: DAG) -> list[str]:

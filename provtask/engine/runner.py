@@ -16,6 +16,7 @@ as errored futures, found by a periodic scan.
 
 from __future__ import annotations
 
+import functools
 import queue
 import time
 import traceback
@@ -26,6 +27,7 @@ from typing import Any
 from ..dag import DAG
 from ..errors import BatchJobError
 from ..states import AttemptStatus, RunStatus, TaskState
+from .cache import Cache, CachePolicy
 from .on_scheduler import WorkerDeparturePlugin
 from .on_worker import AttemptCall, RunPlugin, execute_attempt
 from .pools import Pool, Pools
@@ -65,6 +67,7 @@ class Engine:
         inbox: queue.SimpleQueue,
         publish: Callable[[Progress], None],
         store_root: str,
+        cache: CachePolicy | None = None,
     ) -> None:
         self.run_id = run_id
         self.dag = dag
@@ -74,6 +77,7 @@ class Engine:
         self.publish = publish
         self.topic = f"provtask-{run_id}"
         self.graph = RunGraph(dag, params)
+        self.cache = Cache(self.graph, recorder, store_root, cache)
         self.functions: dict[Callable, int] = {}
         for inst in self.graph.instances.values():
             self.functions.setdefault(inst.task.fn, len(self.functions))
@@ -126,6 +130,7 @@ class Engine:
 
     def close(self) -> None:
         """Detach from the pools and mark workers as released."""
+        self.cache.close()
         now = time.time()
         for worker in self.workers:
             self.recorder.worker_disconnected(worker, now)
@@ -225,7 +230,8 @@ class Engine:
     # -- submission -------------------------------------------------------------------------
     def _submit(self, batch: list[Instance]) -> None:
         # One client.map per pool, number of arguments and worker resources; its columns
-        # are the arguments.
+        # are the arguments. Tasks whose output is in the store become cached instead.
+        batch = self.cache.take_hits(batch)
         groups: dict[tuple, tuple[Pool, list[Instance]]] = {}
         for inst in batch:
             pool = self.pools.pool_for(inst.task)
@@ -235,12 +241,12 @@ class Engine:
             groups.setdefault(group_key, (pool, []))[1].append(inst)
         for pool, instances in groups.values():
             calls, rows, keys = [], [], []
+            load = functools.partial(self.cache.load, client=pool.client)
             for inst in instances:
                 inst.attempt += 1
                 inst.key = f"{inst.task.name}-{self.run_id}-{inst.seq}.{inst.attempt}"
                 if inst.attempt == 1:
-                    inputs, input_hash = self.graph.describe_inputs(inst)
-                    self.recorder.task_submitted(inst, inputs, input_hash, pool.name)
+                    self.recorder.task_submitted(inst, pool.name)
                     self.graph.set_state(inst, TaskState.RUNNING)
                 else:
                     self.recorder.attempt_submitted(inst, pool.name)
@@ -251,7 +257,8 @@ class Engine:
                 calls.append(
                     AttemptCall(self.run_id, function, inst.key, inst.picks, tuple(inst.kwargs))
                 )
-                rows.append(self.graph.resolve((*inst.args, *inst.kwargs.values())))
+                arguments = (*inst.args, *inst.kwargs.values())
+                rows.append(self.graph.resolve(arguments, load))
                 keys.append(inst.key)
                 self.in_flight[inst.key] = (inst, inst.attempt, pool)
                 pool.demand += pool.job_share(inst.task)

@@ -162,11 +162,32 @@ def _v4_batch_jobs(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v5_caching(db: sqlite_utils.Database) -> None:
+    # Cache keys and where cached outputs came from; what replays; per-attempt resources;
+    # the components of each code hash (for provtask why).
+    for column, kind in (
+        ("cache_key", str),
+        ("cache_version", str),
+        ("cache", str),
+        ("cache_note", str),
+        ("source_run", str),
+        ("source_task", str),
+        ("source_attempt", int),
+    ):
+        db["tasks"].add_column(column, kind)
+    db["tasks"].create_index(["cache_key"])
+    db["attempts"].add_column("n_items", int)
+    db["attempts"].add_column("resources", str)
+    db["runs"].add_column("replay_of", str)
+    db["code"].create({"code_hash": str, "components": str}, pk="code_hash")
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_function_end,
     _v3_output_streams,
     _v4_batch_jobs,
+    _v5_caching,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

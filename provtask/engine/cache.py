@@ -1,0 +1,248 @@
+"""Caching in the engine: each ready task's key, one store lookup per batch, cached outputs.
+
+A task's key combines the hash scheme, its code identity, its inputs' identities (constants by
+value, upstream outputs by their hashes, so a DAG is keyed Merkle-style) and its
+``cache_version``. Before a batch of ready tasks is submitted, all their keys are looked up at
+once; a task whose key has an intact output in the store becomes ``cached`` and never runs.
+Its value is loaded, on a worker, only when a downstream task needs it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..dag import DAG, MapRef, Ref, iter_refs
+from ..errors import DAGError, UnhashableValue
+from ..hashing import HASH_SCHEME, PathMemo, combine, value_hash
+from ..states import TaskState
+from ..store.artifacts import ArtifactFiles, load_verified
+from ..store.cache_lookup import Source, check_source, discard_corrupted, find_sources
+from ..store.connection import connect
+from .recorder import RunRecorder
+from .rungraph import Instance, RunGraph
+
+PATH_MEMO = "pathmemo.sqlite"  # in the store: digests of input files and artifact files
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """A run's caching switches: ``enabled=False`` looks nothing up (``--no-cache``);
+    tasks matching a ``refresh`` pattern, and everything downstream of them, are recomputed."""
+
+    enabled: bool = True
+    refresh: tuple[str, ...] = ()
+
+    @classmethod
+    def make(cls, cache: Any = True, refresh: str | Iterable[str] | None = None) -> CachePolicy:
+        if not isinstance(cache, bool):
+            raise DAGError(f"cache: expected True or False, got {cache!r}")
+        patterns = (refresh,) if isinstance(refresh, str) else tuple(refresh or ())
+        for pattern in patterns:
+            if not isinstance(pattern, str) or not pattern:
+                raise DAGError(
+                    f"refresh: expected task names, ids or patterns such as 'simulate*', "
+                    f"got {pattern!r}"
+                )
+        return cls(cache, patterns)
+
+    def matches(self, inst: Instance) -> str | None:
+        """The refresh pattern matching the task's name or id, if any."""
+        for pattern in self.refresh:
+            for text in (inst.task_id, inst.task.name):
+                if text == pattern or fnmatch.fnmatchcase(text, pattern):
+                    return pattern
+        return None
+
+
+def cache_key(code_hash: str, inputs: str, version: str | None) -> str:
+    """The cache key of one task instance (resources, partition and retries are not in it)."""
+    return combine([f"provtask-cache-v{HASH_SCHEME}", code_hash, inputs, version or ""])
+
+
+def check_cacheable(dag: DAG) -> None:
+    """Before a run: compute every task's code identity, and refuse constant arguments with
+    no stable hash of tasks that insist on caching (``cache=True``)."""
+    for node_id, data in dag.graph.nodes(data=True):
+        task = data["task"]
+        task.code_identity  # noqa: B018 - computed now, in the caller's thread
+        if task.cache.enabled is not True or task.cache.key is not None:
+            continue
+        names = list(task.signature.parameters)
+        arguments = {
+            **{names[i] if i < len(names) else f"args[{i}]": v for i, v in enumerate(data["args"])},
+            **data["kwargs"],
+        }
+        for name, value in arguments.items():
+            if any(True for _ in iter_refs(value)):
+                continue  # task outputs and params are identified at run time
+            try:
+                value_hash(value)
+            except UnhashableValue as exc:
+                exc.argument = name
+                raise DAGError(f"task {node_id!r} has cache=True, but {exc}") from None
+
+
+class Cache:
+    """The caching side of one run: keys, bulk lookups, and loaders of cached outputs."""
+
+    def __init__(
+        self,
+        graph: RunGraph,
+        recorder: RunRecorder,
+        store_root: str | Path,
+        policy: CachePolicy | None = None,
+    ) -> None:
+        self.graph = graph
+        self.recorder = recorder
+        self.policy = policy or CachePolicy()
+        self.store_root = str(store_root)
+        self.files = ArtifactFiles(Path(store_root))
+        self.memo = PathMemo(Path(store_root) / PATH_MEMO)
+        graph.memo = self.memo  # Path arguments are hashed through the same memo
+        self.conn: sqlite3.Connection | None = None
+        self.sources: dict[int, Source] = {}  # by instance seq: where a cached output is
+        self._refreshed: dict[tuple[int, bool], str | None] = {}
+
+    def close(self) -> None:
+        self.memo.close()
+        if self.conn is not None:
+            self.conn.close()
+
+    # -- before submission ------------------------------------------------------------------
+    def take_hits(self, batch: list[Instance]) -> list[Instance]:
+        """Key the first attempts of ``batch``, reuse what the store has, and return the
+        tasks that must run."""
+        lookups: list[Instance] = []
+        to_run: list[Instance] = []
+        for inst in batch:
+            if inst.attempt > 0:
+                to_run.append(inst)
+                continue
+            inst.inputs, inst.input_hash = self.graph.describe_inputs(inst)
+            if not self._key(inst):
+                continue  # its cache_key function failed: the task failed
+            if inst.cache is None:
+                lookups.append(inst)
+            else:
+                to_run.append(inst)
+        if not lookups:
+            return to_run
+        found = find_sources(self._connection(), [inst.cache_key for inst in lookups])
+        for inst in lookups:
+            source = found.get(inst.cache_key)
+            problem = check_source(source, self.files, self.memo) if source else None
+            if source is None or problem is not None:
+                inst.cache = "miss"
+                if problem is not None:
+                    inst.cache_note = f"{problem}; it was not loaded and the task was recomputed"
+                    discard_corrupted(self._connection(), self.files, source)
+                to_run.append(inst)
+            else:
+                self._reuse(inst, source)
+        return to_run
+
+    def _key(self, inst: Instance) -> bool:
+        """Set the instance's key and, unless it should be looked up, its cache status."""
+        settings = inst.task.cache
+        if settings.enabled is False:
+            inst.cache, inst.cache_note = "off", "cache=False on the task"
+            return True
+        inputs = inst.input_hash
+        if settings.key is not None:
+            try:
+                inputs = "key:" + value_hash(settings.key(**self.graph.arguments(inst)))
+            except Exception as exc:
+                message = f"its cache_key function failed: {type(exc).__name__}: {exc}"
+                self.graph.fail(inst, TaskState.FAILED, message)
+                return False
+        if inputs is None:
+            inst.cache = "uncacheable"
+            inst.cache_note = next(e["unhashable"] for e in inst.inputs or () if "unhashable" in e)
+            return True
+        inst.cache_key = cache_key(inst.task.code_hash, inputs, settings.version)
+        if not self.policy.enabled:
+            inst.cache, inst.cache_note = "off", "caching switched off for the run (--no-cache)"
+        elif (why := self._refresh_reason(inst, output=False)) is not None:
+            inst.cache, inst.cache_note = "refresh", why
+        return True
+
+    def _reuse(self, inst: Instance, source: Source) -> None:
+        inst.cache = "hit"
+        inst.output_hash = source.output_hash
+        inst.n_items = source.n_items
+        self.sources[inst.seq] = source
+        self.recorder.task_cached(inst, source)
+        self.graph.succeed(inst, TaskState.CACHED)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self.conn is None:
+            self.conn = connect(Path(self.store_root), create=False)
+        return self.conn
+
+    # -- refresh: matched tasks and everything downstream -------------------------------------
+    def _refresh_reason(self, inst: Instance, output: bool) -> str | None:
+        """Why the instance is recomputed by ``refresh``, or None. ``output``: for a map node,
+        also when one of its elements was (what a consumer of the whole map sees)."""
+        if not self.policy.refresh:
+            return None
+        memo_key = (inst.seq, output)
+        if memo_key not in self._refreshed:
+            self._refreshed[memo_key] = self._find_refresh_reason(inst, output)
+        return self._refreshed[memo_key]
+
+    def _find_refresh_reason(self, inst: Instance, output: bool) -> str | None:
+        pattern = self.policy.matches(inst)
+        if pattern is not None:
+            return f"matches --refresh {pattern!r}"
+        upstream = [
+            self.graph.instances[r.node_id]
+            for r in iter_refs((inst.args, inst.kwargs))
+            if isinstance(r, Ref) and not (inst.kind == "map" and isinstance(r, MapRef))
+        ]  # a map's element-wise sources count for each element alone
+        if inst.parent is not None:
+            upstream.append(inst.parent)
+        else:
+            order = self.graph.dag.graph.pred[inst.task_id].items()
+            upstream += [self.graph.instances[n] for n, e in order if e["kind"] == "order"]
+        for source in upstream:
+            if self._refresh_reason(source, output=source is not inst.parent) is not None:
+                return f"downstream of refreshed task {source.task_id!r}"
+        if output and inst.kind == "map":
+            for child in inst.children:
+                if self._refresh_reason(child, output=False) is not None:
+                    return f"downstream of refreshed task {child.task_id!r}"
+        return None
+
+    # -- cached values on the workers ---------------------------------------------------------
+    def load(self, inst: Instance, client: Any) -> Any:
+        """The future of an upstream output; for a cached output, a small task on ``client``'s
+        cluster that reads the artifact on a worker and checks its hash before unpickling (the
+        driver never does)."""
+        if inst.state is not TaskState.CACHED or inst.future is not None:
+            return inst.future
+        future = inst.loaders.get(id(client))
+        if future is None:
+            source = self.sources[inst.seq]
+            future = client.submit(
+                load_on_worker,
+                source.output_hash,
+                source.data,
+                self.store_root,
+                source.path,
+                key=f"cached-{inst.task.name}-{self.recorder.run_id}-{inst.seq}",
+                pure=False,
+            )
+            inst.loaders[id(client)] = future
+        return future
+
+
+def load_on_worker(hash_: str, data: bytes | None, store_root: str, path: str | None) -> Any:
+    """Runs on a worker: the cached value, after its bytes are checked against ``hash_``."""
+    if data is None:
+        data = ArtifactFiles(store_root).read(path or "")
+    return load_verified(data, hash_)
