@@ -39,6 +39,15 @@ class Ref:
             self.dag.order(source, self)
         return self
 
+    def result(self) -> Any:
+        """Not a future: say how to get the value (jobqueue_features users call this)."""
+        raise DAGError(
+            f"the output of {self.node_id!r} is not computed yet: task calls build a DAG, "
+            "which runs afterwards. Pass it to another task, or return it from the function "
+            "(provtask.compat.jobqueue_features.on_cluster fills in returned outputs), or read "
+            "it from RunResult after dag.run()."
+        )
+
     def __iter__(self) -> Iterator[Any]:
         raise DAGError(
             f"cannot iterate over the output of {self.node_id!r} while the DAG is being built; "

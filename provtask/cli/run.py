@@ -10,7 +10,7 @@ import click
 
 from ..engine.progress_bar import show_progress
 from ..errors import ProvtaskError, RunInterrupted
-from .common import friendly_errors, open_store, store_option
+from .common import clusters_option, friendly_errors, open_store, store_option
 from .query import print_run
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     metavar="PATTERN",
     help="Recompute tasks whose name or id matches (fnmatch), and all downstream.",
 )
+@clusters_option
 @store_option
 @friendly_errors
 def run(
@@ -52,6 +53,7 @@ def run(
     progress: bool,
     no_cache: bool,
     refresh: tuple[str, ...],
+    clusters_path: Path | None,
     store_path: Path,
 ) -> None:
     """Run the DAG defined in DAG_FILE; exits non-zero if any task fails."""
@@ -65,6 +67,7 @@ def run(
         params=resolved,
         store=store_path,
         n_workers=workers,
+        clusters=clusters_path,
         cache=not no_cache,
         refresh=list(refresh),
     )

@@ -226,10 +226,8 @@ def _execute(
 def _clusters_config(
     clusters: ClustersConfig | str | os.PathLike | None,
 ) -> ClustersConfig | None:
-    try:  # TEMPORARY until provtask.clusters lands
-        from ..clusters.config import ClustersConfig, load_clusters
-    except ModuleNotFoundError:
-        return None
+    from ..clusters.config import ClustersConfig, load_clusters
+
     if isinstance(clusters, ClustersConfig):
         return clusters
     return load_clusters(Path(clusters) if clusters is not None else None)

@@ -9,7 +9,10 @@ reason that will not clear, or a job that ends before its worker connects makes 
 from __future__ import annotations
 
 import itertools
+import signal
 import subprocess
+import sys
+import time
 from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -62,6 +65,7 @@ class _Job:
     job_id: str | None = None
     connected: bool = False
     withdrawn: bool = False  # cancelled by scaling down before its worker connected
+    ended: bool = False  # seen gone before its worker connected
     hopeless_since: float | None = None
     reason: str | None = None
 
@@ -71,7 +75,7 @@ class JobWatch:
     """Job submissions seen from the cluster's event loop, read from the engine's thread."""
 
     partition: str
-    events: deque[tuple[str, str, Any]] = field(default_factory=deque)
+    events: deque[tuple[str, str, Any, float]] = field(default_factory=deque)
     counter: itertools.count = field(default_factory=itertools.count)
 
     def job_class(self, base: type) -> type:
@@ -95,9 +99,10 @@ class JobWatch:
                             await self.start()
                         except Exception as exc:
                             self.status = Status.failed
-                            watch.events.append(("refused", self.provtask_name, str(exc)))
+                            event = ("refused", self.provtask_name, str(exc), time.time())
                         else:
-                            watch.events.append(("submitted", self.provtask_name, self.job_id))
+                            event = ("submitted", self.provtask_name, self.job_id, time.time())
+                        watch.events.append(event)
                 return self
 
         ObservedJob.__name__ = ObservedJob.__qualname__ = f"Observed{base.__name__}"
@@ -116,9 +121,10 @@ class BatchPool(Pool):
         self.idle_since: float | None = None
         self.next_squeue = 0.0
         self.is_slurm = partition.scheduler == "slurm"
+        self.noticed: list[JobEvent] = []  # job events seen between two calls of tend
 
     def tend(self, now: float) -> list[JobEvent]:
-        events = self._read_watch(now)
+        events, self.noticed = self.noticed + self._read_watch(), []
         if self.broken is None:
             self._scale(now)
             if self.is_slurm and now >= self.next_squeue:
@@ -129,9 +135,19 @@ class BatchPool(Pool):
     def worker_connected(self, batch_job_id: str | None) -> float | None:
         for job in self.jobs.values():
             if job.job_id is not None and job.job_id == batch_job_id:
-                job.connected = True
+                if not job.connected:
+                    job.connected = True
+                    self.noticed.append(JobEvent(job.name, {"state": "RUNNING", "reason": None}))
                 return job.submitted_at
         return None
+
+    def release(self, now: float) -> list[JobEvent]:
+        """The run is over: its jobs are cancelled when the pool closes."""
+        return self.tend(now) + [
+            JobEvent(job.name, {"state": "CANCELLED", "ended_at": now})
+            for job in self.jobs.values()
+            if job.job_id is not None and not job.ended
+        ]
 
     # -- scaling ----------------------------------------------------------------------------
     def _scale(self, now: float) -> None:
@@ -153,14 +169,14 @@ class BatchPool(Pool):
             self.requested, self.last_scaled = wanted, now
 
     # -- watching jobs ----------------------------------------------------------------------
-    def _read_watch(self, now: float) -> list[JobEvent]:
+    def _read_watch(self) -> list[JobEvent]:
         events = []
         while self.watch.events:
-            what, name, detail = self.watch.events.popleft()
+            what, name, detail, when = self.watch.events.popleft()
             if what == "submitted":
-                self.jobs[name] = _Job(name, now, job_id=detail)
+                self.jobs[name] = _Job(name, when, job_id=detail)
                 events.append(
-                    JobEvent(name, {"job_id": detail, "submitted_at": now, "state": "SUBMITTED"})
+                    JobEvent(name, {"job_id": detail, "submitted_at": when, "state": "SUBMITTED"})
                 )
             else:
                 message = _submission_error(detail)
@@ -168,7 +184,7 @@ class BatchPool(Pool):
                     f"the batch system refused a job for partition {self.name!r}: {message}"
                 )
                 events.append(
-                    JobEvent(name, {"submitted_at": now, "state": "REFUSED", "error": message})
+                    JobEvent(name, {"submitted_at": when, "state": "REFUSED", "error": message})
                 )
         return events
 
@@ -194,7 +210,7 @@ class BatchPool(Pool):
                     f"({state or 'gone'}) before its worker connected; its output file "
                     "(slurm-<id>.out, or the partition's log-directory) says why"
                 )
-                job.connected = True  # reported once
+                job.connected = job.ended = True  # reported once
                 events.append(JobEvent(job.name, {"state": state or "ENDED", "ended_at": now}))
                 continue
             if reason != job.reason:
@@ -255,7 +271,23 @@ def _submission_error(text: str) -> str:
     lines = [line.strip() for line in text.splitlines()]
     if "stderr:" in lines:
         lines = lines[lines.index("stderr:") + 1 :]
-    return " ".join(line for line in lines if line) or text
+    return "; ".join(line for line in lines if line) or text
+
+
+def import_dask_jobqueue() -> None:
+    """Import dask-jobqueue without letting it replace the process's Ctrl-C handler.
+
+    Its ``runner`` module calls ``signal.signal(SIGINT, lambda *_: sys.exit())`` on import,
+    which turns Ctrl-C into SystemExit in the main thread and fails in any other thread.
+    """
+    if "dask_jobqueue" in sys.modules:
+        return
+    install = signal.signal
+    signal.signal = lambda signalnum, handler: signal.getsignal(signalnum)  # type: ignore[assignment]
+    try:
+        import dask_jobqueue  # noqa: F401
+    finally:
+        signal.signal = install
 
 
 def partition_pool(partition: PartitionConfig) -> Pool:
@@ -265,6 +297,7 @@ def partition_pool(partition: PartitionConfig) -> Pool:
 
     from ..clusters.jobqueue import job_class, make_cluster
 
+    import_dask_jobqueue()
     # A lost worker fails its task at once so the engine records it and retries (see local_pool).
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         if partition.scheduler == "local":

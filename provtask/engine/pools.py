@@ -73,6 +73,10 @@ class Pool:
         """Periodic care: scaling and watching batch jobs (nothing to do for a fixed cluster)."""
         return []
 
+    def release(self, now: float) -> list[JobEvent]:
+        """The run is over (its batch jobs, if any, end when the pool closes)."""
+        return []
+
     def worker_connected(self, batch_job_id: str | None) -> float | None:
         """Note a worker's arrival; returns when its batch job was submitted, if known."""
         return None

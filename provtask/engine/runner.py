@@ -29,7 +29,7 @@ from ..errors import BatchJobError
 from ..states import AttemptStatus, RunStatus, TaskState
 from .cache import Cache, CachePolicy
 from .on_scheduler import WorkerDeparturePlugin
-from .on_worker import AttemptCall, RunPlugin, execute_attempt
+from .on_worker import AttemptCall, RunPlugin, execute_attempt, load_stored_output
 from .pools import Pool, Pools
 from .progress import Progress
 from .recorder import RunRecorder
@@ -78,6 +78,8 @@ class Engine:
         self.topic = f"provtask-{run_id}"
         self.graph = RunGraph(dag, params)
         self.cache = Cache(self.graph, recorder, store_root, cache)
+        self.store_root = store_root
+        self.store_is_current = False  # whether the store has every output reported so far
         self.functions: dict[Callable, int] = {}
         for inst in self.graph.instances.values():
             self.functions.setdefault(inst.task.fn, len(self.functions))
@@ -134,6 +136,9 @@ class Engine:
         now = time.time()
         for worker in self.workers:
             self.recorder.worker_disconnected(worker, now)
+        for pool in self.pools.all():
+            for event in pool.release(now):
+                self.recorder.job_event(pool.name, event.name, **event.columns)
         for pool in self.pools.all():
             if pool.client.status == "running":
                 pool.client.unsubscribe_topic(self.topic)
@@ -232,6 +237,7 @@ class Engine:
         # One client.map per pool, number of arguments and worker resources; its columns
         # are the arguments. Tasks whose output is in the store become cached instead.
         batch = self.cache.take_hits(batch)
+        self.store_is_current = False
         groups: dict[tuple, tuple[Pool, list[Instance]]] = {}
         for inst in batch:
             pool = self.pools.pool_for(inst.task)
@@ -241,7 +247,7 @@ class Engine:
             groups.setdefault(group_key, (pool, []))[1].append(inst)
         for pool, instances in groups.values():
             calls, rows, keys = [], [], []
-            load = functools.partial(self.cache.load, client=pool.client)
+            load = functools.partial(self._input_future, pool=pool)
             for inst in instances:
                 inst.attempt += 1
                 inst.key = f"{inst.task.name}-{self.run_id}-{inst.seq}.{inst.attempt}"
@@ -276,9 +282,35 @@ class Engine:
             for key, future in zip(keys, futures, strict=True):
                 self.in_flight[key][0].future = future
 
+    def _input_future(self, inst: Instance, pool: Pool) -> Any:
+        """The future of an upstream output on ``pool``'s cluster."""
+        if inst.future is not None and inst.future.client is pool.client:
+            return inst.future
+        if inst.state is TaskState.CACHED and inst.future is None:
+            return self.cache.load(inst, pool.client)
+        return self._move(inst, pool)
+
+    def _move(self, inst: Instance, pool: Pool) -> Any:
+        """An output made on another partition's cluster, read from the store by a worker of
+        ``pool`` (the store is on a filesystem every partition sees)."""
+        future = inst.loaders.get(id(pool.client))
+        if future is None:
+            if not self.store_is_current:  # the worker reads the artifact's row
+                self.recorder.writer.flush()
+                self.store_is_current = True
+            future = pool.client.submit(
+                load_stored_output,
+                self.store_root,
+                inst.output_hash,
+                key=f"moved-{inst.task.name}-{self.run_id}-{inst.seq}-{pool.name}",
+                pure=False,
+            )
+            inst.loaders[id(pool.client)] = future
+        return future
+
     def _tend_pools(self) -> None:
         """Scale the pools and fail the tasks of a pool whose batch jobs cannot start."""
-        now = time.monotonic()
+        now = time.time()  # recorded in the store, so wall-clock
         for pool in self.pools.all():
             for event in pool.tend(now):
                 self.recorder.job_event(pool.name, event.name, **event.columns)

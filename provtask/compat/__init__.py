@@ -1,0 +1,1 @@
+"""Migration aids for users of other workflow libraries."""
