@@ -155,11 +155,18 @@ class Pools:
 
     def close(self) -> None:
         errors = []
-        for pool in self.all():
-            try:
-                pool.close()
-            except Exception as exc:  # close every pool: no batch job may be left behind
-                errors.append(exc)
+        # Closing an in-process scheduler logs each step at INFO: not news to the user.
+        logger = logging.getLogger("distributed")
+        level = logger.level
+        logger.setLevel(max(level, logging.ERROR))
+        try:
+            for pool in self.all():
+                try:
+                    pool.close()
+                except Exception as exc:  # close every pool: no batch job may be left behind
+                    errors.append(exc)
+        finally:
+            logger.setLevel(level)
         if errors:
             raise errors[0]
 
