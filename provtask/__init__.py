@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from .dag import DAG
 from .errors import (
+    BatchJobError,
+    ConfigError,
     DAGError,
     DAGFileError,
     IntegrityError,
@@ -19,6 +21,7 @@ from .errors import (
     RunFailed,
     RunInterrupted,
     StoreError,
+    UnhashableValue,
 )
 from .states import AttemptStatus, RunStatus, TaskState
 from .tasks import mpi_task, task
@@ -36,6 +39,7 @@ _LAZY = {
     "run": ("provtask.engine.api", "run"),
     "submit": ("provtask.engine.api", "submit"),
     "load_dag_file": ("provtask.dagfile", "load_dag_file"),
+    "replay": ("provtask.replay", "replay"),
 }
 
 
@@ -51,6 +55,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DAG",
     "AttemptStatus",
+    "BatchJobError",
+    "ConfigError",
     "DAGError",
     "DAGFileError",
     "IntegrityError",
@@ -66,8 +72,10 @@ __all__ = [
     "Store",
     "StoreError",
     "TaskState",
+    "UnhashableValue",
     "load_dag_file",
     "mpi_task",
+    "replay",
     "run",
     "submit",
     "task",
