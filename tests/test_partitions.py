@@ -215,3 +215,34 @@ def test_a_task_asking_more_than_its_partition_has_is_refused_before_any_job(tmp
         dag.submit(store=store_dir, clusters=clusters_file(tmp_path))
     assert "train" in str(info.value)
     assert not (store_dir / "provtask.db").exists()  # nothing was started
+
+
+def test_a_partition_scales_up_to_max_jobs_with_its_ready_tasks(tmp_path, store_dir):
+    dag = provtask.load_dag_file(DAGS / "slow_on_cpu.py")
+    result = dag.run(
+        params={"n": 5, "seconds": 2},
+        store=store_dir,
+        clusters=clusters_file(tmp_path, cpu={"max-jobs": 2}),
+        cache=False,
+    )
+    assert result.ok, result.errors
+    store = Store(store_dir)
+    jobs = store.jobs(result.run_id)
+    assert len(jobs) == 2  # five ready tasks, but never more than max-jobs
+    naps = store.attempts(run=result.run_id)
+    naps = naps[naps["task_id"].str.startswith("nap[")]
+    assert set(naps["batch_job_id"]) == set(jobs["job_id"])  # both jobs did work
+
+
+def test_an_idle_partition_gives_its_jobs_back_and_starts_again_when_needed(tmp_path, store_dir):
+    dag = provtask.load_dag_file(DAGS / "phases.py")
+    config = clusters_file(tmp_path, cpu={"idle-timeout": "1s"})
+    result = dag.run(params={"seconds": 6}, store=store_dir, clusters=config, cache=False)
+    assert result.ok, result.errors
+    store = Store(store_dir)
+    cpu_jobs = store.jobs(result.run_id).query("partition == 'cpu'")
+    assert cpu_jobs["job_id"].nunique() == 2  # one for `first`, a new one for `last`
+    workers = store.workers(result.run_id).query("partition == 'cpu'")
+    middle = store.attempts(run=result.run_id).set_index("task_id").loc["middle"]
+    # The first CPU worker left while the GPU task was still running.
+    assert workers["disconnected_at"].min() < middle["ended_at"]
