@@ -50,3 +50,28 @@ def test_export_refuses_the_store_folder_and_forged_run_ids(store_dir, tmp_path)
     with pytest.raises(StoreError, match="not one provtask made"):
         export_parquet(store, ["../../escape"], tmp_path / "out")
     assert not (tmp_path / "escape").exists()
+
+
+def test_duckdb_reads_the_export_as_the_store_has_it(client, store_dir, load_dag, tmp_path):
+    import duckdb
+
+    run_id = load_dag("failing").run(client=client, store=store_dir).run_id
+    store = Store(store_dir)
+    out = tmp_path / "parquet"
+    export_parquet(store, [run_id], out)
+
+    con = duckdb.connect()
+    query = f"SELECT * FROM read_parquet('{out}/attempts/*/*.parquet', hive_partitioning=true)"
+    exported = con.execute(f"{query} ORDER BY task_id, attempt").df()
+    stored = store.attempts(run_id).sort_values(["task_id", "attempt"]).reset_index(drop=True)
+    assert list(exported["run_id"].unique()) == [run_id]
+    assert exported[["task_id", "attempt"]].values.tolist() == (
+        stored[["task_id", "attempt"]].values.tolist()
+    )
+    assert exported["status"].astype(str).tolist() == stored["status"].astype(str).tolist()
+    by_state = dict(
+        con.execute(
+            f"SELECT state, count(*) FROM read_parquet('{out}/tasks/*/*.parquet') GROUP BY state"
+        ).fetchall()
+    )
+    assert by_state == store.tasks(run_id)["state"].astype(str).value_counts().to_dict()
