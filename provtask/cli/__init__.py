@@ -9,6 +9,7 @@ import click
 
 from .cache import replay, why
 from .clusters import clusters
+from .doctor import doctor
 from .query import efficiency_command, export, runs, show, tasks
 from .report import lineage, report
 from .run import run
@@ -21,7 +22,7 @@ def main() -> None:
 
 
 _COMMANDS = (run, runs, show, tasks, efficiency_command, export, report, lineage, clusters)
-for _command in (*_COMMANDS, why, replay):
+for _command in (*_COMMANDS, why, replay, doctor):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,10 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             error = click.ClickException(str(exc))
             error.exit_code = exc.exit_code
             raise error from None
+        except sqlite3.DatabaseError as exc:  # damage found by a query, not at opening
+            raise click.ClickException(
+                f"the store database is damaged ({exc}); check it with 'provtask doctor'"
+            ) from None
 
     return wrapper
 

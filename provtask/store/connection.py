@@ -7,8 +7,17 @@ import sqlite3
 import time
 from pathlib import Path
 
+from .filesystem import DATABASE_ENV, warn_if_network
+
 DB_NAME = "provtask.db"
 BUSY_TIMEOUT_MS = 60_000
+
+
+def database_path(root: Path) -> Path:
+    """The store's SQLite file: ``$PROVTASK_DATABASE`` if set (a database on local disk for a
+    store folder on a network filesystem), else ``<root>/provtask.db``."""
+    override = os.environ.get(DATABASE_ENV)
+    return Path(override).absolute() if override else root / DB_NAME
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> None:
@@ -32,10 +41,12 @@ def connect(root: Path, *, create: bool) -> sqlite3.Connection:
 
     WAL lets readers (pandas in a notebook, ``provtask show``) read while a run writes.
     """
+    path = database_path(root)
     if create:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = root / DB_NAME
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     new = not path.exists()
+    warn_if_network(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
     if new:  # a lab notebook is private by default, even in a folder that was not
         os.chmod(root, 0o700)

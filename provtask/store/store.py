@@ -18,7 +18,7 @@ import sqlite_utils
 from ..errors import NotFoundError, StoreError
 from ..states import AttemptStatus, RunStatus, TaskState
 from .artifacts import ArtifactFiles, check_hash, load_verified
-from .connection import DB_NAME, connect
+from .connection import connect, database_path
 from .schema import migrate
 from .writer import StoreWriter
 
@@ -58,18 +58,22 @@ class Store:
     def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True) -> None:
         # Absolute, so workers started elsewhere write artifacts to the same place.
         self.root = (Path(path) if path is not None else default_store_path()).absolute()
-        if not create and not (self.root / DB_NAME).exists():
+        database = database_path(self.root)
+        if not create and not database.exists():
+            shown = database.name if database.parent == self.root else database
             raise NotFoundError(
-                f"no provenance store at {self.root} (no {DB_NAME}); run a DAG first or pass "
+                f"no provenance store at {self.root} (no {shown}); run a DAG first or pass "
                 "--store DIR / set PROVTASK_STORE"
             )
+        _refuse_truncated(database, self.root)
         try:
             self.conn = connect(self.root, create=create)
             self.db = sqlite_utils.Database(self.conn)
             migrate(self.db)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(
-                f"cannot open the store database {self.root / DB_NAME}: {exc}"
+                f"cannot open the store database {database}: {exc}; check it with "
+                f"'provtask doctor --store {self.root}'"
             ) from exc
         self.files = ArtifactFiles(self.root)
 
@@ -227,11 +231,34 @@ class Store:
     def _frame(self, sql: str, params: list[Any]) -> pd.DataFrame:
         import pandas as pd
 
-        frame = pd.read_sql_query(sql, self.conn, params=params)
+        try:
+            frame = pd.read_sql_query(sql, self.conn, params=params)
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+            raise StoreError(
+                f"reading the store database failed: {exc}; check it with "
+                f"'provtask doctor --store {self.root}'"
+            ) from exc
         for column in _TIME_COLUMNS:
             if column in frame:
                 frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
         return frame
+
+
+def _refuse_truncated(database: Path, root: Path) -> None:
+    """An empty database beside stored artifacts was truncated: opening it would silently
+    start a new, empty store over the old one."""
+    artifacts = root / "artifacts"
+    if (
+        database.is_file()
+        and database.stat().st_size == 0
+        and artifacts.is_dir()
+        and any(artifacts.iterdir())
+    ):
+        raise StoreError(
+            f"the store database {database} is empty (0 bytes) but {artifacts} holds "
+            "artifacts: the database was truncated. Restore it from a backup; "
+            f"'provtask doctor --store {root}' shows what is left"
+        )
 
 
 def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:

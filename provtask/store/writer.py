@@ -5,7 +5,8 @@ one transaction per batch (every ``interval`` seconds or ``max_batch`` operation
 hot path never waits on a commit. Within a batch, updates of a row inserted or updated
 earlier in the same batch are merged into that operation: a short task's "submitted" and
 "finished" become one row write. Errors (disk full, a locked database past the busy timeout)
-are kept and raised by the next ``flush`` or ``close``.
+roll the batch back, are kept, and are raised by the next call; ``salvage`` then tries one last
+small update (the run marked failed), since a single row often fits where a batch did not.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class StoreWriter:
 
     def __init__(self, conn: sqlite3.Connection, interval: float = 0.2, max_batch: int = 20_000):
         self._conn = conn
+        self._database = conn.execute("PRAGMA database_list").fetchone()[2]
         self._interval = interval
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -64,11 +66,28 @@ class StoreWriter:
             self._thread.join()
         self._check()
 
+    def salvage(self, table: str, where: dict[str, Any], changes: dict[str, Any]) -> bool:
+        """Stop the thread, then apply one update in a transaction of its own, even after a
+        failed batch. Returns whether it was committed; never raises."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(
+                _update_sql(table, tuple(changes), tuple(where)),
+                (*changes.values(), *where.values()),
+            )
+            self._conn.execute("COMMIT")
+            return True
+        except sqlite3.Error:
+            if self._conn.in_transaction:
+                self._conn.rollback()
+            return False
+
     def _check(self) -> None:
         if self._error is not None:
-            raise StoreError(f"writing provenance to the store failed: {self._error}") from (
-                self._error
-            )
+            raise StoreError(_explain(self._error, self._database)) from self._error
 
     # -- the writer thread ------------------------------------------------------------------
     def _loop(self) -> None:
@@ -106,9 +125,7 @@ class StoreWriter:
             self._conn.execute("BEGIN IMMEDIATE")
             for (verb, table, cols, where), group in _by_shape(self._coalesce(batch)).items():
                 if verb == "UPDATE":
-                    assignments = ", ".join(f'"{c}" = ?' for c in cols)
-                    condition = " AND ".join(f'"{c}" = ?' for c in where)
-                    sql = f'UPDATE "{table}" SET {assignments} WHERE {condition}'
+                    sql = _update_sql(table, cols, where)
                     rows = [(*op[2].values(), *op[3].values()) for op in group]
                 else:
                     names = ", ".join(f'"{c}"' for c in cols)
@@ -146,6 +163,25 @@ class StoreWriter:
             info = self._conn.execute(f'PRAGMA table_info("{table}")').fetchall()
             self._keys[table] = tuple(row[1] for row in sorted(info, key=lambda r: r[5]) if row[5])
         return self._keys[table]
+
+
+def _update_sql(table: str, columns: tuple[str, ...], where: tuple[str, ...]) -> str:
+    assignments = ", ".join(f'"{c}" = ?' for c in columns)
+    condition = " AND ".join(f'"{c}" = ?' for c in where)
+    return f'UPDATE "{table}" SET {assignments} WHERE {condition}'
+
+
+def _explain(error: BaseException, database: str) -> str:
+    """The message of a failed write: what happened, what is safe, what to do."""
+    full = getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    if full or "disk is full" in str(error) or "No space left" in str(error):
+        return (
+            f"the disk holding the store database {database} is full ({error}): the rows "
+            "queued since the last commit were not written, and everything committed before "
+            "is intact. Free some space (or move the store to a larger disk), then "
+            "'provtask replay RUN' finishes the run"
+        )
+    return f"writing provenance to the store failed: {error} (database {database})"
 
 
 def _by_shape(ops: list[list]) -> dict[tuple, list[list]]:
