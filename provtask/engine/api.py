@@ -201,6 +201,12 @@ def _execute(
             writer.close()
         except BaseException as exc:
             failure = failure or exc
+            # The store failed (disk full…): one small update often still fits.
+            writer.salvage(
+                "runs",
+                {"run_id": handle.run_id},
+                {"status": RunStatus.FAILED.value, "ended_at": time.time(), "error": str(failure)},
+            )
         finally:
             if pools is not None:
                 pools.close()
