@@ -57,6 +57,14 @@ class BatchJobError(ProvtaskError):
     """A partition's batch jobs cannot start: refused, stuck pending, or ended early."""
 
 
+class MPIError(ProvtaskError):
+    """An MPI task cannot launch (no launcher, no executable) or its program failed."""
+
+
+class TaskTimeout(ProvtaskError):
+    """A task ran past its walltime and was killed (an MPI task: with all its ranks)."""
+
+
 class UnhashableValue(ProvtaskError):
     """A value has no stable hash, so it cannot be part of a cache key.
 

@@ -32,6 +32,7 @@ class AttemptStatus(str, Enum):
     SUCCESS = "success"
     FAILED = "failed"  # the task raised, or its result could not be stored
     LOST = "lost"  # the worker died or the cluster lost the task
+    TIMEOUT = "timeout"  # ran past its walltime and was killed (MPI tasks)
     CANCELLED = "cancelled"  # the run was interrupted while this attempt was in flight
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from provtask import DAG, DAGError, IntegrityError, RunInterrupted, Store, mpi_task, task
+from provtask import DAG, DAGError, IntegrityError, RunInterrupted, Store, task
 
 
 def test_failing_task_states_attempts_errors_and_workers(client, store_dir, load_dag):
@@ -156,16 +156,6 @@ def test_large_output_is_a_verified_file_artifact(client, store_dir, load_dag):
     artifact.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="corrupted"):
         result["big_array"]
-
-
-def test_mpi_tasks_are_refused_until_supported(client, store_dir):
-    @mpi_task(nodes=1, ntasks_per_node=2)
-    def melt(comm) -> None: ...
-
-    with DAG("mpi") as dag:
-        melt()
-    with pytest.raises(DAGError, match="cannot launch MPI programs yet"):
-        dag.run(client=client, store=store_dir)
 
 
 def test_cancel_records_an_interrupted_run(client, store_dir, load_dag):

@@ -64,6 +64,8 @@ class PartitionConfig:
     idle_timeout: float = 60.0
     pending_timeout: float = 60.0
     launcher: str | None = None
+    launcher_args: tuple[str, ...] = ()
+    mpi_env: tuple[tuple[str, str], ...] = ()
     source: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -122,6 +124,8 @@ class PartitionConfig:
         for key, spec in KEYS.items():
             if self.scheduler in spec.schedulers:
                 value = getattr(self, spec.attr)
+                if key == "mpi-env":
+                    value = dict(value)
                 record[key] = list(value) if isinstance(value, tuple) else value
         return record
 

@@ -63,6 +63,19 @@ def _launcher(value: Any, key: str) -> str:
     return str(value)
 
 
+def _variables(value: Any, key: str) -> tuple[tuple[str, str], ...]:
+    """Environment variables, e.g. ``{OMP_PROC_BIND: "true"}``, as sorted pairs."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str | int | float) and not isinstance(v, bool)
+        for k, v in value.items()
+    ):
+        raise ValueError(
+            f"{key}: expected a mapping of variable names to values, e.g. "
+            f"{{UCX_TLS: 'self,sm'}}, got {value!r}"
+        )
+    return tuple(sorted((k, str(v)) for k, v in value.items()))
+
+
 @dataclass(frozen=True)
 class Key:
     """One partition key: the attribute it sets, its reader, the schedulers it applies to."""
@@ -100,6 +113,8 @@ KEYS: dict[str, Key] = {
     "idle-timeout": Key("idle_timeout", _duration, BATCH),
     "pending-timeout": Key("pending_timeout", _duration, frozenset({"slurm"})),
     "launcher": Key("launcher", _launcher, EVERY),
+    "launcher-args": Key("launcher_args", _lines, EVERY),
+    "mpi-env": Key("mpi_env", _variables, EVERY),
 }
 # Keys a partition of this scheduler cannot do without.
 REQUIRED = {name: ("cores", "memory") for name in BATCH} | {"htcondor": ("cores", "memory", "disk")}

@@ -20,6 +20,7 @@ import cloudpickle
 
 from ..dag import DAG, ParamRef, Ref, iter_refs
 from ..errors import DAGError, RunInterrupted
+from ..mpi.check import check_mpi_task
 from ..states import RunStatus
 from ..store import Store
 from .cache import CachePolicy, check_cacheable
@@ -47,14 +48,12 @@ def check_runnable(dag: DAG, clusters: ClustersConfig | None = None) -> None:
     dag.validate()
     for node_id, data in dag.graph.nodes(data=True):
         task = data["task"]
+        partition = None
         if clusters is not None:
             partition = clusters.partition_for(task.resources.partition, node_id)
             partition.check_fits(node_id, task.resources)
         if task.kind == "mpi":
-            raise DAGError(
-                f"task {node_id!r} is an @mpi_task; this version of provtask records MPI "
-                "resources but cannot launch MPI programs yet. Use @task for now."
-            )
+            check_mpi_task(node_id, task, partition)
         arguments = {**dict(enumerate(data["args"])), **data["kwargs"]}
         for name, value in arguments.items():
             _check_picklable(node_id, name, value)

@@ -290,8 +290,9 @@ def import_dask_jobqueue() -> None:
         signal.signal = install
 
 
-def partition_pool(partition: PartitionConfig) -> Pool:
-    """The pool of a configured partition: a batch-job cluster, or a local one."""
+def partition_pool(partition: PartitionConfig, label: str | None = None) -> Pool:
+    """The pool of a configured partition: a batch-job cluster, or a local one. ``label``
+    (default: the partition's name) names its jobs in the store, e.g. ``cpu-0``."""
     import dask
     from distributed import Client
 
@@ -303,6 +304,6 @@ def partition_pool(partition: PartitionConfig) -> Pool:
         if partition.scheduler == "local":
             cluster = make_cluster(partition)
             return Pool(partition.name, Client(cluster, set_as_default=False), cluster, partition)
-        watch = JobWatch(partition.name)
+        watch = JobWatch(label or partition.name)
         cluster = make_cluster(partition, job_cls=watch.job_class(job_class(partition)))
     return BatchPool(partition, Client(cluster, set_as_default=False), cluster, watch)

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from ..errors import TaskTimeout
+from ..mpi.attempt import MPICall
 from ..store.artifacts import ArtifactFiles, make_artifact
 from .capture import captured, install_stream_routing
 
@@ -178,7 +180,7 @@ def _with_filename(code: CodeType, filename: str) -> CodeType:
 
 
 def _record_failure(report: dict[str, Any], exc: BaseException, message: str) -> None:
-    report["status"] = "failed"
+    report["status"] = "timeout" if isinstance(exc, TaskTimeout) else "failed"
     report["exc_type"] = f"{type(exc).__module__}.{type(exc).__qualname__}"
     report["exc_message"] = message
     report["traceback"] = "".join(traceback.format_exception(exc))[-TRACEBACK_LIMIT:]
@@ -201,8 +203,12 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
             args = list(args)
             for position, index in call.picks:
                 args[position] = args[position][index]
-        with captured(report):  # the attempt's own print output
-            value = context.functions[call.function](*args, **kwargs)
+        function = context.functions[call.function]
+        if isinstance(function, MPICall):  # launches ranks; reports their output itself
+            value = function.run(args, kwargs, report, context.files, call.key)
+        else:
+            with captured(report):  # the attempt's own print output
+                value = function(*args, **kwargs)
     except BaseException as exc:  # the task's own failure: reported, not raised
         report["function_ended"] = time.time()
         _record_failure(report, exc, str(exc))

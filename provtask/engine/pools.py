@@ -2,7 +2,8 @@
 
 With no clusters file every task goes to one pool (the embedded ``LocalCluster``, or a client
 the caller passes). With one, each partition a task names gets its own pool, created the
-first time a task of that partition is ready (see :mod:`.batch` for batch-job pools).
+first time a task of that partition is ready (see :mod:`.batch` for batch-job pools), and so
+does each MPI shape (nodes, ranks per node, cpus per rank) of a batch partition.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..mpi.shape import pool_label, shaped_partition
 from ..tasks import TaskDef
 
 if TYPE_CHECKING:
@@ -61,6 +63,8 @@ class Pool:
         """The fraction of one batch job a task occupies (what scaling adds up)."""
         if self.partition is None:
             return 0.0
+        if task.kind == "mpi":
+            return 1.0  # an MPI shape's job runs one MPI task at a time
         part, res = self.partition, task.resources
         shares = [res.cpus_per_task / part.cores]
         if res.gpus and part.gpus_per_node:
@@ -131,15 +135,18 @@ class Pools:
                 pool = next(iter(self._by_name.values()))
             else:
                 partition = self.config.partition_for(task.resources.partition, task.name)
-                pool = self._by_name.get(partition.name) or self._create(partition)
+                label = pool_label(partition, task)
+                pool = self._by_name.get(label) or self._create(partition, task, label)
             self._by_task[id(task)] = pool
         return pool
 
-    def _create(self, partition: PartitionConfig) -> Pool:
+    def _create(self, partition: PartitionConfig, task: TaskDef, label: str) -> Pool:
         from .batch import partition_pool
 
-        pool = partition_pool(partition)
-        self._by_name[partition.name] = pool
+        if label != partition.name:  # an MPI shape: batch jobs sized for one MPI task
+            partition = shaped_partition(partition, task.resources)
+        pool = partition_pool(partition, label)
+        self._by_name[label] = pool
         if self.on_new is not None:
             self.on_new(pool)
         return pool

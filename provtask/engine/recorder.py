@@ -170,10 +170,11 @@ class RunRecorder:
     def attempt_finished(self, inst: Instance, attempt: int, report: dict[str, Any]) -> None:
         """Record an attempt from the worker's report (see ``on_worker.execute_attempt``)."""
         artifact = report.get("artifact")
-        if artifact is not None:
-            self.writer.insert(
-                "artifacts", {**artifact, "created_at": report["ended"]}, ignore=True
-            )
+        for stored in [artifact, *report.get("streams", ())]:  # streams: an MPI program's
+            if stored is not None:
+                self.writer.insert(
+                    "artifacts", {**stored, "created_at": report["ended"]}, ignore=True
+                )
         self.writer.update(
             "attempts",
             {"run_id": self.run_id, "task_id": inst.task_id, "attempt": attempt},
@@ -196,6 +197,7 @@ class RunRecorder:
                 "stderr": report.get("stderr"),
                 "output_hash": artifact["hash"] if artifact else None,
                 "n_items": report.get("n_items"),
+                **report.get("mpi", {}),  # command, launcher, ranks, nodes, exit code, ...
             },
         )
 

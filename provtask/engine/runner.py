@@ -26,7 +26,9 @@ from typing import Any
 
 from ..dag import DAG
 from ..errors import BatchJobError
+from ..mpi.call import worker_function
 from ..states import AttemptStatus, RunStatus, TaskState
+from ..tasks import TaskDef
 from .cache import Cache, CachePolicy
 from .on_scheduler import WorkerDeparturePlugin
 from .on_worker import AttemptCall, RunPlugin, execute_attempt, load_stored_output
@@ -81,8 +83,9 @@ class Engine:
         self.store_root = store_root
         self.store_is_current = False  # whether the store has every output reported so far
         self.functions: dict[Callable, int] = {}
+        self.callables: dict[int, Callable] = {}  # by id of the TaskDef
         for inst in self.graph.instances.values():
-            self.functions.setdefault(inst.task.fn, len(self.functions))
+            self.functions.setdefault(self._callable(inst.task), len(self.functions))
         self.worker_plugin = RunPlugin(run_id, self.topic, store_root, tuple(self.functions))
         self.scheduler_plugin = WorkerDeparturePlugin(run_id, self.topic)
         self.in_flight: dict[str, tuple[Instance, int, Pool]] = {}  # by key
@@ -259,7 +262,7 @@ class Engine:
                 if pool.broken is not None:
                     self._cannot_run(inst, pool.broken)
                     continue
-                function = self.functions[inst.task.fn]
+                function = self.functions[self._callable(inst.task)]
                 calls.append(
                     AttemptCall(self.run_id, function, inst.key, inst.picks, tuple(inst.kwargs))
                 )
@@ -281,6 +284,13 @@ class Engine:
             )
             for key, future in zip(keys, futures, strict=True):
                 self.in_flight[key][0].future = future
+
+    def _callable(self, task: TaskDef) -> Callable:
+        """What workers run for a task: its function, or the launch of an MPI task."""
+        found = self.callables.get(id(task))
+        if found is None:
+            found = self.callables[id(task)] = worker_function(task, self.pools.config)
+        return found
 
     def _input_future(self, inst: Instance, pool: Pool) -> Any:
         """The future of an upstream output on ``pool``'s cluster."""

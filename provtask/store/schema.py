@@ -182,12 +182,31 @@ def _v5_caching(db: sqlite_utils.Database) -> None:
     db["code"].create({"code_hash": str, "components": str}, pk="code_hash")
 
 
+def _v6_mpi(db: sqlite_utils.Database) -> None:
+    # MPI attempts: the launch line, launcher, ranks, nodes asked and the node of each rank
+    # (JSON list), the launcher's exit code and wall time, and the artifacts holding the
+    # program's (bounded) stdout and stderr.
+    for column, kind in (
+        ("mpi_command", str),
+        ("mpi_launcher", str),
+        ("mpi_ranks", int),
+        ("mpi_nodes", int),
+        ("mpi_node_list", str),
+        ("exit_code", int),
+        ("mpi_wall_time", float),
+        ("stdout_hash", str),
+        ("stderr_hash", str),
+    ):
+        db["attempts"].add_column(column, kind)
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_function_end,
     _v3_output_streams,
     _v4_batch_jobs,
     _v5_caching,
+    _v6_mpi,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
