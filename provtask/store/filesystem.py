@@ -50,12 +50,13 @@ def _unescape(field: str) -> str:
     return field
 
 
-def filesystem_type(path: Path, mounts: Path = MOUNTS) -> str | None:
+def filesystem_type(path: Path, mounts: Path | None = None) -> str | None:
     """The type (``ext4``, ``nfs4``, ``lustre``…) of the filesystem holding ``path``: the
-    longest mount point containing it in ``mounts``; None when that table cannot be read."""
+    longest mount point containing it in ``mounts`` (default ``/proc/mounts``); None when
+    that table cannot be read."""
     target = os.path.realpath(path)
     try:
-        lines = mounts.read_text().splitlines()
+        lines = (mounts or MOUNTS).read_text().splitlines()
     except OSError:
         return None
     best, best_type = "", None
@@ -70,7 +71,7 @@ def filesystem_type(path: Path, mounts: Path = MOUNTS) -> str | None:
     return best_type
 
 
-def network_warning(database: Path, mounts: Path = MOUNTS) -> str | None:
+def network_warning(database: Path, mounts: Path | None = None) -> str | None:
     """Why the database at ``database`` is at risk, and what to do; None on a local disk."""
     kind = filesystem_type(database.parent, mounts)
     if kind is None or kind.lower() not in NETWORK_FILESYSTEMS:
