@@ -32,7 +32,7 @@ def export_parquet(store: Store, runs: list[str], directory: str | os.PathLike) 
     root = Path(directory).absolute()
     if root == store.root or root.is_relative_to(store.root):
         raise StoreError(f"export to a folder outside the store, not {root}")
-    run_ids = [_safe_run_id(store.resolve_run(ref)) for ref in dict.fromkeys(runs)]
+    run_ids = [safe_run_id(store.resolve_run(ref)) for ref in dict.fromkeys(runs)]
     counts = dict.fromkeys(TABLES, 0)
     try:
         for run_id in run_ids:
@@ -47,7 +47,7 @@ def export_parquet(store: Store, runs: list[str], directory: str | os.PathLike) 
     return counts
 
 
-def _safe_run_id(run_id: str) -> str:
+def safe_run_id(run_id: str) -> str:
     """Run ids become folder names: only the shape provtask creates is accepted."""
     if not _RUN_ID.fullmatch(run_id):
         raise StoreError(f"run id {run_id!r} is not one provtask made; it is not exported")

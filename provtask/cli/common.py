@@ -18,10 +18,20 @@ if TYPE_CHECKING:
 
     from ..store import Store
 
+
+class PathWithoutNul(click.Path):
+    """A path option that refuses a NUL byte cleanly (``os.stat`` would raise ValueError)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if "\0" in str(value):
+            self.fail(f"{str(value)!r} contains a NUL byte", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 store_option = click.option(
     "--store",
     "store_path",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathWithoutNul(file_okay=False, path_type=Path),
     envvar="PROVTASK_STORE",
     default="store",
     show_default=True,
@@ -31,7 +41,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON r
 clusters_option = click.option(
     "--clusters",
     "clusters_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathWithoutNul(dir_okay=False, path_type=Path),
     envvar="PROVTASK_CLUSTERS",
     help="Clusters file (env PROVTASK_CLUSTERS) [else ./clusters.yaml, then "
     "~/.config/provtask/clusters.yaml; none: the embedded LocalCluster].",

@@ -36,12 +36,13 @@ MAX_CHILDREN = 20
 @friendly_errors
 def report(run_ref: str, html_path: Path | None, png_dir: Path | None, store_path: Path) -> None:
     """Write a self-contained HTML report of a run, and/or its plots as PNG."""
+    from ..analysis.export import safe_run_id
     from ..analysis.report import write_html, write_pngs
 
     store = open_store(store_path)
     run_id = store.resolve_run(run_ref)
     if html_path is None and png_dir is None:
-        html_path = Path(f"report-{run_id}.html")
+        html_path = Path(f"report-{safe_run_id(run_id)}.html")
     if png_dir is not None:
         for path in write_pngs(store, run_id, png_dir):
             click.echo(f"wrote {path}")

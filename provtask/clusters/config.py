@@ -275,7 +275,7 @@ def parse_clusters(data: Any, source: Path | None = None) -> ClustersConfig:
             f"{where}: no 'default' partition; add e.g. 'default: {next(iter(parsed))}' "
             "(it runs the tasks that name no partition)"
         )
-    if default not in parsed:
+    if not isinstance(default, str) or default not in parsed:
         raise ConfigError(
             f"{where}: default: {default!r} is not a partition of this file"
             f"{did_you_mean(str(default), parsed)}; its partitions are: {', '.join(parsed)}"

@@ -103,6 +103,8 @@ class ArtifactFiles:
         return relative
 
     def read(self, relative: str) -> bytes:
+        if "\0" in relative:
+            raise StoreError(f"artifact path {relative!r} contains a NUL byte")
         path = (self.root / relative).resolve()
         if not path.is_relative_to(self.root.resolve() / "artifacts"):
             raise StoreError(f"artifact path {relative!r} points outside the store")

@@ -58,6 +58,8 @@ class Store:
     def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True) -> None:
         # Absolute, so workers started elsewhere write artifacts to the same place.
         self.root = (Path(path) if path is not None else default_store_path()).absolute()
+        if "\0" in str(self.root):
+            raise StoreError(f"the store path {str(self.root)!r} contains a NUL byte")
         database = database_path(self.root)
         if not create and not database.exists():
             shown = database.name if database.parent == self.root else database
