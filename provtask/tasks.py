@@ -17,6 +17,7 @@ from typing import Any, Literal, overload
 from .code_identity import CodeIdentity, code_identity
 from .context import current_dag
 from .errors import DAGError, ResourceError
+from .escalation import ESCALATION_OPTIONS, Escalation, make_escalation
 from .resources import Resources, make_resources
 
 TaskKind = Literal["python", "mpi"]
@@ -65,6 +66,7 @@ class TaskDef:
         kind: TaskKind,
         node_id: str | None = None,
         cache: CacheSettings | None = None,
+        escalation: Escalation | None = None,
     ) -> None:
         if not callable(fn):
             raise ResourceError(f"@task must decorate a function, got {fn!r}")
@@ -92,6 +94,7 @@ class TaskDef:
         )
         self.function = f"{fn.__module__}:{fn.__qualname__}"
         self.cache = cache or CacheSettings()
+        self.escalation = escalation or Escalation()
         self._code_identity: CodeIdentity | None = None
         self.resources_json = json.dumps(resources.to_record(), sort_keys=True)
         functools.update_wrapper(self, fn)
@@ -130,7 +133,7 @@ class TaskDef:
         return dag.add_map(self, iterables, constants)
 
     def options(self, *, id: str | None = None, **overrides: Any) -> TaskDef:
-        """A copy with a fixed node id, other resources or cache options:
+        """A copy with a fixed node id, other resources, cache or escalation options:
         ``t.options(memory="8GB")``, ``t.options(cache=False)``."""
         if "name" in overrides:
             raise ResourceError("name: set it in the decorator; use options(id=...) per call")
@@ -140,15 +143,19 @@ class TaskDef:
             "cache_key": self.cache.key,
         }
         cache.update({k: overrides.pop(k) for k in CACHE_OPTIONS if k in overrides})
+        escalation = {k: self.escalation.option(k) for k in ESCALATION_OPTIONS}
+        escalation.update({k: overrides.pop(k) for k in ESCALATION_OPTIONS if k in overrides})
         fields = {f.name: getattr(self.resources, f.name) for f in dataclasses.fields(Resources)}
         fields.update(overrides)
+        resources = make_resources(**fields)
         clone = TaskDef(
             self.fn,
             name=self.name,
-            resources=make_resources(**fields),
+            resources=resources,
             kind=self.kind,
             node_id=id,
             cache=make_cache_settings(**cache),
+            escalation=make_escalation(resources, self.kind, **escalation),
         )
         clone._code_identity = self._code_identity
         if id is not None and not _NAME_RE.match(id):
@@ -165,10 +172,14 @@ class TaskDef:
 
 def _decorate(fn: Callable | None, kind: TaskKind, name: str | None, given: dict) -> Any:
     cache = make_cache_settings(**{k: given.pop(k) for k in CACHE_OPTIONS if k in given})
+    escalation = {k: given.pop(k) for k in ESCALATION_OPTIONS if k in given}
     resources = make_resources(**given)
+    escalate = make_escalation(resources, kind, **escalation)
 
     def wrap(function: Callable) -> TaskDef:
-        return TaskDef(function, name=name, resources=resources, kind=kind, cache=cache)
+        return TaskDef(
+            function, name=name, resources=resources, kind=kind, cache=cache, escalation=escalate
+        )
 
     return wrap if fn is None else wrap(fn)
 
@@ -181,9 +192,11 @@ def task(fn: Callable | None = None, *, name: str | None = None, **resources: An
     """Declare a serial Python task.
 
     Resources: ``partition``, ``cpus_per_task``, ``gpus``, ``memory`` ("4GB"), ``walltime``
-    ("HH:MM:SS" or "1h"), ``retries``. Caching: ``cache`` (False never reuses results),
-    ``cache_version`` (a string in the key), ``cache_key`` (a function of the arguments
-    whose result replaces their hashes). Bad values raise :class:`ResourceError` here.
+    ("HH:MM:SS" or "1h"), ``retries``. Escalating retries: ``on_oom``, ``on_timeout``,
+    ``on_node_failure`` (``{"memory": "x2"}``; docs/restart.md). Caching: ``cache`` (False
+    never reuses results), ``cache_version`` (a string in the key), ``cache_key`` (a function
+    of the arguments whose result replaces their hashes). Bad values raise
+    :class:`ResourceError` here.
     """
     return _decorate(fn, "python", name, resources)
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import CodeType
 from typing import Any, NamedTuple
 
+from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..errors import TaskTimeout
@@ -34,7 +35,7 @@ class AttemptCall:
     A plain object, not a tuple, so Dask does not search it for futures on every submit.
     """
 
-    __slots__ = ("function", "key", "keywords", "picks", "run_id")
+    __slots__ = ("announce", "function", "key", "keywords", "picks", "run_id")
 
     def __init__(
         self,
@@ -43,15 +44,18 @@ class AttemptCall:
         key: str,
         picks: tuple[tuple[int, int], ...] = (),
         keywords: tuple[str, ...] = (),
+        announce: bool = False,
     ) -> None:
         self.run_id = run_id
         self.function = function  # index into the run's function table
         self.key = key
         self.picks = picks  # (argument position, element index) pairs
         self.keywords = keywords  # names of the last arguments, passed by keyword
+        self.announce = announce  # tell the driver when it starts (it enforces a walltime)
 
     def __reduce__(self) -> tuple:
-        return AttemptCall, (self.run_id, self.function, self.key, self.picks, self.keywords)
+        fields = (self.run_id, self.function, self.key, self.picks, self.keywords, self.announce)
+        return AttemptCall, fields
 
 
 class FailedAttempt:
@@ -67,6 +71,7 @@ FAILED = FailedAttempt()
 
 
 class RunContext(NamedTuple):
+    topic: str  # of the run's events
     reports: dict[str, dict[str, Any]]  # by Dask key: finished attempts not yet sent
     functions: tuple[Callable, ...]
     files: ArtifactFiles
@@ -104,6 +109,7 @@ class RunPlugin(WorkerPlugin):
         self.unsent: list[dict[str, Any]] = []
         self.timer: Any = None
         context = RunContext(
+            topic=self.topic,
             reports={},
             functions=self.functions,
             files=ArtifactFiles(self.store_root),
@@ -181,6 +187,8 @@ def _with_filename(code: CodeType, filename: str) -> CodeType:
 
 def _record_failure(report: dict[str, Any], exc: BaseException, message: str) -> None:
     report["status"] = "timeout" if isinstance(exc, TaskTimeout) else "failed"
+    # What escalating retries act on; numpy's failed allocations are MemoryErrors too.
+    report["failure_cause"] = "oom" if isinstance(exc, MemoryError) else "error"
     report["exc_type"] = f"{type(exc).__module__}.{type(exc).__qualname__}"
     report["exc_message"] = message
     report["traceback"] = "".join(traceback.format_exception(exc))[-TRACEBACK_LIMIT:]
@@ -196,6 +204,9 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
     split = len(arguments) - len(call.keywords)
     args, kwargs = arguments[:split], dict(zip(call.keywords, arguments[split:], strict=True))
     report: dict[str, Any] = {"op": "attempt", "key": call.key, "started": time.time()}
+    if call.announce:  # the driver stops the attempt when it runs past its walltime
+        event = {"op": "started", "key": call.key, "worker": context.worker}
+        get_worker().log_event(context.topic, event)
     cpu_start = time.thread_time()
     value: Any = FAILED
     try:

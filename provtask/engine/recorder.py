@@ -197,24 +197,32 @@ class RunRecorder:
                 "stderr": report.get("stderr"),
                 "output_hash": artifact["hash"] if artifact else None,
                 "n_items": report.get("n_items"),
+                "failure_cause": report.get("failure_cause"),
                 **report.get("mpi", {}),  # command, launcher, ranks, nodes, exit code, ...
             },
         )
 
     def attempt_ended_without_report(
-        self, inst: Instance, status: AttemptStatus, exc_type: str | None, message: str
+        self,
+        inst: Instance,
+        status: AttemptStatus,
+        exc_type: str | None,
+        message: str,
+        failure_cause: str | None = None,
+        **known: Any,
     ) -> None:
-        """An attempt lost with its worker, or cancelled, so no worker report exists."""
-        self.writer.update(
-            "attempts",
-            {"run_id": self.run_id, "task_id": inst.task_id, "attempt": inst.attempt},
-            {
-                "status": status.value,
-                "ended_at": time.time(),
-                "exc_type": exc_type,
-                "exc_message": message,
-            },
-        )
+        """An attempt lost with its worker, stopped at its walltime, or cancelled, so no
+        worker report exists (``known``: columns the driver knows, e.g. ``started_at``)."""
+        columns = {
+            **known,
+            "status": status.value,
+            "ended_at": time.time(),
+            "exc_type": exc_type,
+            "exc_message": message,
+            "failure_cause": failure_cause,
+        }
+        key = {"run_id": self.run_id, "task_id": inst.task_id, "attempt": inst.attempt}
+        self.writer.update("attempts", key, columns)
 
     def worker_connected(
         self, report: dict[str, Any], partition: str, job_submitted_at: float | None

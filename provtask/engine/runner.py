@@ -16,6 +16,7 @@ as errored futures, found by a periodic scan.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
 import time
@@ -25,17 +26,19 @@ from collections.abc import Callable
 from typing import Any
 
 from ..dag import DAG
-from ..errors import BatchJobError
+from ..errors import BatchJobError, ResourceError
 from ..mpi.call import worker_function
 from ..states import AttemptStatus, RunStatus, TaskState
 from ..tasks import TaskDef
 from .cache import Cache, CachePolicy
+from .failures import Escalator, LostWorkers, reported_cause
 from .on_scheduler import WorkerDeparturePlugin
 from .on_worker import AttemptCall, RunPlugin, execute_attempt, load_stored_output
 from .pools import Pool, Pools
 from .progress import Progress
 from .recorder import RunRecorder
 from .rungraph import Instance, RunGraph
+from .walltime import Deadlines, stop_attempt
 
 SCAN_INTERVAL = 2.0  # s between checks of in-flight futures for lost attempts
 INBOX_TIMEOUT = 0.5  # s the loop waits for reports before doing its periodic chores
@@ -90,6 +93,11 @@ class Engine:
         self.scheduler_plugin = WorkerDeparturePlugin(run_id, self.topic)
         self.in_flight: dict[str, tuple[Instance, int, Pool]] = {}  # by key
         self.unreported_since: dict[str, float] = {}
+        self.lost_since: dict[str, float] = {}  # lost attempts whose cause is not known yet
+        self.deadlines = Deadlines()
+        self.held: dict[str, list[Instance]] = {}  # retries waiting for a worker to be gone
+        self.lost_workers = LostWorkers()
+        self.escalator = Escalator(pools.config)
         self.workers: set[str] = set()
         self.retry: list[Instance] = []
         self.counts: Counter[TaskState] = Counter()
@@ -107,6 +115,7 @@ class Engine:
         next_scan = next_beat = next_publish = next_release = next_tend = time.monotonic()
         while self.unfinished and self.cancel_reason is None:
             self._drain_inbox(timeout=INBOX_TIMEOUT)
+            self._stop_overrunning_attempts()
             self._advance()
             now = time.monotonic()
             if now >= next_release:
@@ -145,7 +154,9 @@ class Engine:
         for pool in self.pools.all():
             if pool.client.status == "running":
                 pool.client.unsubscribe_topic(self.topic)
-                pool.client.unregister_worker_plugin(self.worker_plugin.name)
+                # A worker may be dying (one just killed to stop an attempt at its walltime).
+                with contextlib.suppress(OSError):
+                    pool.client.unregister_worker_plugin(self.worker_plugin.name)
                 pool.client.unregister_scheduler_plugin(self.scheduler_plugin.name)
 
     @property
@@ -180,9 +191,16 @@ class Engine:
                 self.workers.add(report["worker"])
                 submitted_at = pool.worker_connected(report["batch_job_id"])
                 self.recorder.worker_connected(report, pool.name, submitted_at)
-            elif report["op"] == "worker-left" and report["worker"] in self.workers:
-                self.workers.discard(report["worker"])
-                self.recorder.worker_disconnected(report["worker"], report["time"])
+            elif report["op"] == "started":
+                self._on_started(report)
+            elif report["op"] == "worker-oom":
+                self.lost_workers.note(report)
+            elif report["op"] == "worker-left":
+                self.lost_workers.note(report)
+                self.retry.extend(self.held.pop(report["worker"], []))
+                if report["worker"] in self.workers:
+                    self.workers.discard(report["worker"])
+                    self.recorder.worker_disconnected(report["worker"], report["time"])
             try:
                 message = self.inbox.get_nowait()
             except queue.Empty:
@@ -263,8 +281,12 @@ class Engine:
                     self._cannot_run(inst, pool.broken)
                     continue
                 function = self.functions[self._callable(inst.task)]
+                # The driver enforces walltimes of Python tasks; MPI tasks enforce their own.
+                announce = inst.task.kind == "python" and inst.task.resources.walltime is not None
                 calls.append(
-                    AttemptCall(self.run_id, function, inst.key, inst.picks, tuple(inst.kwargs))
+                    AttemptCall(
+                        self.run_id, function, inst.key, inst.picks, tuple(inst.kwargs), announce
+                    )
                 )
                 arguments = (*inst.args, *inst.kwargs.values())
                 rows.append(self.graph.resolve(arguments, load))
@@ -343,6 +365,7 @@ class Engine:
         """Take an attempt out of flight, and its share out of its pool's demand."""
         inst, attempt, pool = self.in_flight.pop(key)
         self.unreported_since.pop(key, None)
+        self.lost_since.pop(key, None)
         pool.demand = max(0.0, pool.demand - pool.job_share(inst.task))
         return inst, attempt
 
@@ -358,13 +381,54 @@ class Engine:
             inst.n_items = report.get("n_items")
             self.graph.succeed(inst)
         else:
-            self._attempt_failed(inst, f"{report['exc_type']}: {report['exc_message']}")
+            report["failure_cause"] = reported_cause(report)
+            error = f"{report['exc_type']}: {report['exc_message']}"
+            self._attempt_failed(inst, error, report["failure_cause"])
 
-    def _attempt_failed(self, inst: Instance, error: str) -> None:
-        if inst.attempt <= inst.task.resources.retries:
-            self.retry.append(inst)
-        else:
+    def _attempt_failed(
+        self, inst: Instance, error: str, cause: str, after: str | None = None
+    ) -> None:
+        """Retry a failed attempt (with the resources its cause escalates to), or fail.
+        ``after``: a worker being killed; the retry waits until it has left, or Dask could
+        send the retry to it."""
+        if inst.attempt > inst.task.resources.retries:
             self.graph.fail(inst, TaskState.FAILED, error)
+            return
+        try:
+            inst.task = self.escalator.retry_task(inst.task, cause, inst.task_id)
+        except ResourceError as exc:
+            self.graph.fail(inst, TaskState.FAILED, f"{error}; {exc}")
+        else:
+            (self.held.setdefault(after, []) if after else self.retry).append(inst)
+
+    def _on_started(self, report: dict[str, Any]) -> None:
+        """An attempt with a walltime started: its deadline counts from now."""
+        entry = self.in_flight.get(report["key"])
+        if entry is not None:
+            self.deadlines.start(report["key"], report["worker"], entry[0].task.resources.walltime)
+
+    def _stop_overrunning_attempts(self) -> None:
+        """Stop attempts past their walltime; they fail with cause ``timeout``."""
+        for key, worker, started in self.deadlines.due():
+            if key not in self.in_flight:
+                continue  # it ended in time
+            inst, _, pool = self.in_flight[key]
+            self._forget(key)
+            walltime = inst.task.resources.walltime
+            message = f"stopped after its walltime of {walltime} s"
+            killed, problem = stop_attempt(pool.client, inst.future, worker)
+            if problem is not None:
+                message = f"{message}; {problem}"
+            self.recorder.attempt_ended_without_report(
+                inst,
+                AttemptStatus.TIMEOUT,
+                None,
+                message,
+                "timeout",
+                started_at=started,
+                worker=worker,
+            )
+            self._attempt_failed(inst, f"timeout: {message}", "timeout", worker if killed else None)
 
     def _let_go_of_released_futures(self) -> None:
         """Drop the last references to released futures inside the client's event loop, where
@@ -385,14 +449,30 @@ class Engine:
                     self._lost(key, inst, None, "finished without a provenance report")
             elif status in ("error", "cancelled", "lost"):
                 exception = inst.future.exception() if status == "error" else None
-                self._lost(key, inst, exception, f"the cluster reported the task as {status}")
+                waited = now - self.lost_since.setdefault(key, now)
+                found = self.lost_workers.cause(exception, waited)
+                if found is not None:
+                    what = f"the cluster reported the task as {status}"
+                    self._lost(key, inst, exception, what, *found)
 
-    def _lost(self, key: str, inst: Instance, exc: BaseException | None, what: str) -> None:
+    def _lost(
+        self,
+        key: str,
+        inst: Instance,
+        exc: BaseException | None,
+        what: str,
+        cause: str = "node_failure",
+        why: str = "",
+    ) -> None:
         self._forget(key)
         exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}" if exc else None
         message = f"{what}: {exc}" if exc else what
-        self.recorder.attempt_ended_without_report(inst, AttemptStatus.LOST, exc_type, message)
-        self._attempt_failed(inst, message)
+        if why:
+            message = f"{why}; {message}"
+        self.recorder.attempt_ended_without_report(
+            inst, AttemptStatus.LOST, exc_type, message, cause
+        )
+        self._attempt_failed(inst, message, cause)
 
     def abort(self, why: str) -> None:
         """Cancel in-flight attempts and mark every unfinished task cancelled."""

@@ -200,6 +200,12 @@ def _v6_mpi(db: sqlite_utils.Database) -> None:
         db["attempts"].add_column(column, kind)
 
 
+def _v7_failure_cause(db: sqlite_utils.Database) -> None:
+    # Why a failed, lost or timed-out attempt ended (oom, timeout, node_failure, error):
+    # what escalating retries act on.
+    db["attempts"].add_column("failure_cause", str)
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_function_end,
@@ -207,6 +213,7 @@ MIGRATIONS: list[Migration] = [
     _v4_batch_jobs,
     _v5_caching,
     _v6_mpi,
+    _v7_failure_cause,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

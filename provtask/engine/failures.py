@@ -1,0 +1,89 @@
+"""Why attempts fail, and what their retries ask for (escalating retries, docs/restart.md).
+
+Causes: ``oom`` (the task raised ``MemoryError``, or its worker was killed for its memory
+use), ``timeout`` (past its walltime), ``node_failure`` (its worker or batch job was lost),
+``error`` (anything else the task raised).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ResourceError
+from ..escalation import ESCALATION_OPTIONS
+
+if TYPE_CHECKING:
+    from ..clusters.config import ClustersConfig
+    from ..tasks import TaskDef
+
+LOST_GRACE = 1.0  # s a lost attempt waits for news that its worker ran out of memory
+_OPTION = {cause: option for option, cause in ESCALATION_OPTIONS.items()}
+_WHAT = {
+    "oom": "ran out of memory",
+    "timeout": "ran past its walltime",
+    "node_failure": "lost its worker",
+}
+
+
+def reported_cause(report: dict[str, Any]) -> str:
+    """The cause of a failed attempt that the worker reported."""
+    if report["status"] == "timeout":  # an MPI task's own walltime
+        return "timeout"
+    return report.get("failure_cause") or "error"
+
+
+class LostWorkers:
+    """Which departed workers the cluster saw run out of memory (the nanny killed them, or
+    their last reported memory use was near the limit)."""
+
+    def __init__(self) -> None:
+        self.oom: dict[str, str] = {}  # worker address -> what the cluster saw
+
+    def note(self, event: dict[str, Any]) -> None:
+        """A ``worker-left`` or ``worker-oom`` event of the run's scheduler plugin."""
+        if "oom" in event:
+            self.oom[event["worker"]] = event["oom"]
+
+    def cause(self, exc: BaseException | None, waited: float) -> tuple[str, str] | None:
+        """``(cause, explanation)`` of an attempt lost with its worker, or None while news
+        of that worker may still be on its way. Every attempt lost with a worker killed
+        for its memory use counts as oom: Dask cannot tell which of them was running."""
+        last_worker = getattr(exc, "last_worker", None)  # of a KilledWorker
+        worker = getattr(last_worker, "address", None)
+        if worker in self.oom:
+            return "oom", f"out of memory: {self.oom[worker]}"
+        if worker is not None and waited < LOST_GRACE:
+            return None
+        return "node_failure", ""
+
+
+class Escalator:
+    """Gives a retry the resources its task asks for after a failure of a given cause,
+    within the limits of its partition."""
+
+    def __init__(self, config: ClustersConfig | None) -> None:
+        self.config = config
+        # One copy per task and resources, kept for the run: pools cache by id(task).
+        self.copies: dict[tuple[int, tuple], tuple[TaskDef, TaskDef]] = {}
+
+    def retry_task(self, task: TaskDef, cause: str, label: str) -> TaskDef:
+        """The task (with escalated resources) for the attempt after one that failed with
+        ``cause``; :class:`ResourceError` when that would exceed the partition."""
+        changes = task.escalation.escalate(task.resources, cause)
+        if not changes:
+            return task
+        key = (id(task), tuple(sorted(changes.items())))
+        if key not in self.copies:
+            self.copies[key] = (task, task.options(id=task.node_id, **changes))
+        escalated = self.copies[key][1]
+        if self.config is not None:
+            try:
+                partition = self.config.partition_for(escalated.resources.partition, label)
+                partition.check_fits(label, escalated.resources)
+            except ResourceError as exc:
+                option = _OPTION[cause]
+                raise ResourceError(
+                    f"it {_WHAT[cause]}, and escalating it by {option}="
+                    f"{task.escalation.option(option)} goes past its partition: {exc}"
+                ) from None
+        return escalated
