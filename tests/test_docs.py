@@ -49,6 +49,7 @@ PAGES = [
     "cli",
     "schema",
     "api",
+    "reliability",
 ]
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```\s*$", re.DOTALL | re.MULTILINE)
 EXIT_NOTE = re.compile(r"#\s*exits with status (\d+)\s*$")
