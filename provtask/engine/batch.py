@@ -143,11 +143,8 @@ class BatchPool(Pool):
 
     def release(self, now: float) -> list[JobEvent]:
         """The run is over: its jobs are cancelled when the pool closes."""
-        return self.tend(now) + [
-            JobEvent(job.name, {"state": "CANCELLED", "ended_at": now})
-            for job in self.jobs.values()
-            if job.job_id is not None and not job.ended
-        ]
+        events, self.noticed = self.noticed + self._read_watch(), []
+        return events + self._cancelled(now, "the run ended")
 
     # -- scaling ----------------------------------------------------------------------------
     def _scale(self, now: float) -> None:
@@ -164,9 +161,22 @@ class BatchPool(Pool):
         if wanted < self.requested:
             for job in self.jobs.values():
                 job.withdrawn = job.withdrawn or not job.connected
+            if wanted == 0:
+                self.noticed += self._cancelled(now, "idle")
         if wanted != self.requested or now - self.last_scaled >= RESCALE_INTERVAL:
             self.cluster.scale(jobs=wanted)
             self.requested, self.last_scaled = wanted, now
+
+    def _cancelled(self, now: float, why: str) -> list[JobEvent]:
+        """Every job not known to have ended is being cancelled now."""
+        events = []
+        for job in self.jobs.values():
+            if job.job_id is not None and not job.ended:
+                job.ended = True
+                events.append(
+                    JobEvent(job.name, {"state": "CANCELLED", "reason": why, "ended_at": now})
+                )
+        return events
 
     # -- watching jobs ----------------------------------------------------------------------
     def _read_watch(self) -> list[JobEvent]:
