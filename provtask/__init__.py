@@ -14,6 +14,7 @@ from .errors import (
     DAGError,
     DAGFileError,
     IntegrityError,
+    MPIError,
     NotFoundError,
     ParamError,
     ProvtaskError,
@@ -21,6 +22,7 @@ from .errors import (
     RunFailed,
     RunInterrupted,
     StoreError,
+    TaskTimeout,
     UnhashableValue,
 )
 from .states import AttemptStatus, RunStatus, TaskState
@@ -30,6 +32,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .engine.handle import RunHandle, RunResult
+    from .mpi import MPICommand, MPIRun
     from .store import Store
 
 _LAZY = {
@@ -40,6 +43,8 @@ _LAZY = {
     "submit": ("provtask.engine.api", "submit"),
     "load_dag_file": ("provtask.dagfile", "load_dag_file"),
     "replay": ("provtask.replay", "replay"),
+    "MPICommand": ("provtask.mpi", "MPICommand"),
+    "MPIRun": ("provtask.mpi", "MPIRun"),
 }
 
 
@@ -60,6 +65,9 @@ __all__ = [
     "DAGError",
     "DAGFileError",
     "IntegrityError",
+    "MPICommand",
+    "MPIError",
+    "MPIRun",
     "NotFoundError",
     "ParamError",
     "ProvtaskError",
@@ -72,6 +80,7 @@ __all__ = [
     "Store",
     "StoreError",
     "TaskState",
+    "TaskTimeout",
     "UnhashableValue",
     "load_dag_file",
     "mpi_task",

@@ -45,6 +45,7 @@ PAGES = [
     "reports",
     "configuration",
     "partitions",
+    "mpi",
     "from-jobqueue-features",
     "cli",
     "schema",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -155,6 +156,19 @@ def test_mpi_tasks_on_the_embedded_default(client, store_dir):
     raising = attempts.loc["raising"]
     assert raising["status"] == "failed" and raising["exit_code"] != 0
     assert "ValueError: rank 1 cannot go on" in raising["stderr"]
+
+    # provtask show and provtask tasks make the MPI attempts readable.
+    cli = [sys.executable, "-m", "provtask.cli"]
+    show = subprocess.run([*cli, "show", "latest", "--store", str(store_dir)], **TEXT)
+    assert "failing #1 failed: 2 ranks on" in show.stdout and "exit code 3" in show.stdout
+    assert "$ mpirun -np 2 --oversubscribe" in show.stdout
+    listed = subprocess.run([*cli, "tasks", "latest", "--json", "--store", str(store_dir)], **TEXT)
+    rows = {row["task_id"]: row for row in json.loads(listed.stdout)}
+    assert (rows["failing"]["ranks"], rows["failing"]["exit_code"]) == (2, 3)
+    assert rows["rank_sum"]["nodes"] and rows["missing"]["ranks"] is None
+
+
+TEXT: dict = {"capture_output": True, "text": True, "check": True, "timeout": 60}
 
 
 def pd_isna(value: object) -> bool:

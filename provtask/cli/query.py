@@ -14,6 +14,8 @@ from ..states import RunStatus, TaskState
 from .common import echo_frame, friendly_errors, json_option, open_store, store_option
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..store import Store
 
 
@@ -82,6 +84,30 @@ def print_run(store: Store, run_ref: str) -> None:
         )
     if info["status"] == "failed" and info["error"]:
         click.echo(f"engine error: {info['error'].splitlines()[0]}", err=True)
+    print_mpi_attempts(store.attempts(info["run_id"]))
+
+
+MPI_SHOWN = 10  # MPI attempts listed by provtask show
+
+
+def print_mpi_attempts(attempts: pd.DataFrame) -> None:
+    """One line per MPI attempt: ranks, nodes used, launcher, exit code, and the command."""
+    import pandas as pd
+
+    if "mpi_command" not in attempts or attempts["mpi_command"].isna().all():
+        return
+    mpi = attempts[attempts["mpi_command"].notna()]
+    click.echo("MPI attempts:")
+    for row in mpi.head(MPI_SHOWN).itertuples():
+        nodes = ",".join(dict.fromkeys(json.loads(row.mpi_node_list))) or "-"
+        code = "-" if pd.isna(row.exit_code) else int(row.exit_code)
+        click.echo(
+            f"  {row.task_id} #{row.attempt} {row.status}: {int(row.mpi_ranks)} ranks on "
+            f"{nodes} via {row.mpi_launcher}, exit code {code}, {row.mpi_wall_time:.1f}s"
+        )
+        click.echo(f"    $ {row.mpi_command}")
+    if len(mpi) > MPI_SHOWN:
+        click.echo(f"  … and {len(mpi) - MPI_SHOWN} more: provtask.Store(...).attempts(run)")
 
 
 @click.command()
@@ -101,13 +127,32 @@ def tasks(
     run_ref: str, states: tuple[str, ...], name: str | None, as_json: bool, store_path: Path
 ) -> None:
     """The tasks of a run with state, attempts, timing and error."""
-    frame = open_store(store_path).tasks(run_ref, state=list(states) or None, name=name)
+    store = open_store(store_path)
+    frame = store.tasks(run_ref, state=list(states) or None, name=name)
     frame = frame[frame["kind"] != "map"]
-    echo_frame(
-        frame,
-        as_json,
-        ["task_id", "name", "state", "attempts", "started_at", "duration", "output_hash", "error"],
+    columns = ["task_id", "name", "state", "attempts", "started_at", "duration"]
+    if not frame.empty:
+        frame, mpi_columns = with_last_mpi_attempt(frame, store.attempts(frame["run_id"].iloc[0]))
+        columns += mpi_columns
+    echo_frame(frame, as_json, [*columns, "output_hash", "error"])
+
+
+def with_last_mpi_attempt(
+    tasks: pd.DataFrame, attempts: pd.DataFrame
+) -> tuple[pd.DataFrame, list[str]]:
+    """Tasks with the ranks, nodes used and exit code of their last MPI attempt, if any."""
+    import pandas as pd
+
+    if "mpi_command" not in attempts or attempts["mpi_command"].isna().all():
+        return tasks, []
+    last = attempts.sort_values("attempt").groupby("task_id").last()
+    nodes = last["mpi_node_list"].map(
+        lambda text: ",".join(dict.fromkeys(json.loads(text))) if isinstance(text, str) else None
     )
+    extra = pd.DataFrame(
+        {"ranks": last["mpi_ranks"], "nodes": nodes, "exit_code": last["exit_code"]}
+    ).astype({"ranks": "Int64", "exit_code": "Int64"})
+    return tasks.join(extra, on="task_id"), ["ranks", "nodes", "exit_code"]
 
 
 @click.command(name="efficiency")
