@@ -110,7 +110,13 @@ def test_a_refused_submission_fails_the_tasks_with_sbatchs_words(tmp_path, store
 def test_a_job_that_can_never_start_is_reported_with_its_reason(tmp_path, store_dir):
     dag = provtask.load_dag_file(ROOT / "dags" / "two_partitions.py")
     held = {"job-extra-directives": ["--hold"], "pending-timeout": "2s"}
-    result = dag.run(params={"n": 1}, store=store_dir, clusters=clusters_file(tmp_path, cpu=held))
+    config = clusters_file(tmp_path, cpu=held)
+    handle = dag.submit(params={"n": 1}, store=store_dir, clusters=config)
+    shown = set()
+    while not handle.wait(timeout=0.2):
+        shown.add(handle.progress().jobs)
+    assert "cpu: 0 running, 1 queued (JobHeldUser)" in shown  # the progress bar says why
+    result = handle.result()
     assert not result.ok
     error = result.errors["prepare"]
     assert "cannot start: SLURM reason 'JobHeldUser'" in error
@@ -136,6 +142,7 @@ def test_a_cancelled_worker_job_is_recorded_and_its_task_retried(tmp_path, store
             victim = workers["batch_job_id"].iloc[0]
     assert victim is not None, "two workers never connected"
     time.sleep(1)  # both tasks are running now
+    assert handle.progress().jobs == "cpu: 2 running"  # what the progress bar shows
     subprocess.run(["scancel", victim], check=True)
     result = handle.result(timeout=120)
     assert result.ok, result.errors

@@ -146,6 +146,18 @@ class BatchPool(Pool):
         events, self.noticed = self.noticed + self._read_watch(), []
         return events + self._cancelled(now, "the run ended")
 
+    def job_summary(self) -> str:
+        alive = [job for job in self.jobs.values() if not job.ended]
+        running = sum(job.connected for job in alive)
+        queued = [job for job in alive if not (job.connected or job.withdrawn)]
+        if not (running or queued):
+            return ""
+        text = f"{running} running"
+        if queued:
+            reasons = sorted({job.reason for job in queued if job.reason})
+            text += f", {len(queued)} queued" + (f" ({', '.join(reasons)})" if reasons else "")
+        return text
+
     # -- scaling ----------------------------------------------------------------------------
     def _scale(self, now: float) -> None:
         part = self.partition
@@ -168,14 +180,16 @@ class BatchPool(Pool):
             self.requested, self.last_scaled = wanted, now
 
     def _cancelled(self, now: float, why: str) -> list[JobEvent]:
-        """Every job not known to have ended is being cancelled now."""
+        """Every job not known to have ended is being cancelled now. A job that never
+        started keeps SLURM's last reason for its wait."""
         events = []
         for job in self.jobs.values():
             if job.job_id is not None and not job.ended:
                 job.ended = True
-                events.append(
-                    JobEvent(job.name, {"state": "CANCELLED", "reason": why, "ended_at": now})
-                )
+                columns = {"state": "CANCELLED", "ended_at": now}
+                if job.connected or not job.reason:
+                    columns["reason"] = why
+                events.append(JobEvent(job.name, columns))
         return events
 
     # -- watching jobs ----------------------------------------------------------------------

@@ -81,6 +81,10 @@ class Pool:
         """The run is over (its batch jobs, if any, end when the pool closes)."""
         return []
 
+    def job_summary(self) -> str:
+        """The pool's batch jobs in a few words ("" without batch jobs)."""
+        return ""
+
     def worker_connected(self, batch_job_id: str | None) -> float | None:
         """Note a worker's arrival; returns when its batch job was submitted, if known."""
         return None
@@ -159,6 +163,10 @@ class Pools:
 
     def all(self) -> list[Pool]:
         return list(self._by_name.values())
+
+    def job_summary(self) -> str:
+        """Batch jobs of every partition, for the progress bar."""
+        return "; ".join(f"{p.name}: {s}" for p in self.all() if (s := p.job_summary()))
 
     def close(self) -> None:
         errors = []

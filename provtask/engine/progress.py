@@ -20,10 +20,12 @@ class Progress:
     failed: int = 0
     upstream_failed: int = 0
     cancelled: int = 0
+    jobs: str = ""  # batch jobs per partition, e.g. "gpu: 1 queued (Priority)"
 
     @classmethod
-    def from_counts(cls, counts: Counter[TaskState]) -> Progress:
-        return cls(total=sum(counts.values()), **{s.value: counts.get(s, 0) for s in TaskState})
+    def from_counts(cls, counts: Counter[TaskState], jobs: str = "") -> Progress:
+        states = {s.value: counts.get(s, 0) for s in TaskState}
+        return cls(total=sum(counts.values()), jobs=jobs, **states)
 
     @property
     def finished(self) -> int:
@@ -37,4 +39,5 @@ class Progress:
             parts.append(f"{self.cached} cached")
         if self.cancelled:
             parts.append(f"{self.cancelled} cancelled")
-        return ", ".join(parts)
+        summary = ", ".join(parts)
+        return f"{summary} | jobs {self.jobs}" if self.jobs else summary

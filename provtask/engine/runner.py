@@ -131,7 +131,7 @@ class Engine:
                 self.recorder.heartbeat(self.n_tasks)
                 next_beat = now + HEARTBEAT_INTERVAL
             if now >= next_publish:
-                self.publish(Progress.from_counts(self.counts))
+                self.publish(Progress.from_counts(self.counts, self.pools.job_summary()))
                 next_publish = now + PROGRESS_INTERVAL
         if self.cancel_reason is not None:
             self.abort(f"run interrupted: {self.cancel_reason}")
@@ -139,7 +139,7 @@ class Engine:
         else:
             ok = all(inst.state.ok for inst in self.graph.instances.values())
             status = RunStatus.SUCCESS if ok else RunStatus.FAILED
-        self.publish(Progress.from_counts(self.counts))
+        self.publish(Progress.from_counts(self.counts, self.pools.job_summary()))
         return status
 
     def close(self) -> None:
