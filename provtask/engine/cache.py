@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..dag import DAG, MapRef, Ref, iter_refs
-from ..errors import DAGError, UnhashableValue
+from ..errors import DAGError, NotFoundError, UnhashableValue
 from ..hashing import HASH_SCHEME, PathMemo, combine, value_hash
 from ..states import TaskState
 from ..store.artifacts import ArtifactFiles, load_verified
@@ -178,6 +178,16 @@ class Cache:
         self.sources[inst.seq] = source
         self.recorder.task_cached(inst, source)
         self.graph.succeed(inst, TaskState.CACHED)
+
+    def stored_artifact(self, output_hash: str) -> tuple[str | None, bytes | None]:
+        """Where an output is in the store: its file path, or its inline bytes (for a worker
+        to read; the driver does not unpickle them)."""
+        row = self._connection().execute(
+            "SELECT path, data FROM artifacts WHERE hash = ?", (output_hash,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no artifact {output_hash[:12]}… in {self.store_root}")
+        return row[0], row[1]
 
     def _connection(self) -> sqlite3.Connection:
         if self.conn is None:

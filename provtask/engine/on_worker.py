@@ -244,14 +244,3 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
     report["batch_job_id"] = context.batch_job_id
     context.reports[call.key] = report
     return value
-
-
-def load_stored_output(store_root: str, output_hash: str) -> Any:
-    """Runs on a worker: a task output from the store, checked against its hash."""
-    from ..store import Store
-
-    store = Store(store_root, create=False)
-    try:
-        return store.load_artifact(output_hash)
-    finally:
-        store.close()

@@ -30,10 +30,10 @@ from ..errors import BatchJobError, ResourceError
 from ..mpi.call import worker_function
 from ..states import AttemptStatus, RunStatus, TaskState
 from ..tasks import TaskDef
-from .cache import Cache, CachePolicy
+from .cache import Cache, CachePolicy, load_on_worker
 from .failures import Escalator, LostWorkers, reported_cause
 from .on_scheduler import WorkerDeparturePlugin
-from .on_worker import AttemptCall, RunPlugin, execute_attempt, load_stored_output
+from .on_worker import AttemptCall, RunPlugin, execute_attempt
 from .pools import Pool, Pools
 from .progress import Progress
 from .recorder import RunRecorder
@@ -323,17 +323,20 @@ class Engine:
         return self._move(inst, pool)
 
     def _move(self, inst: Instance, pool: Pool) -> Any:
-        """An output made on another partition's cluster, read from the store by a worker of
-        ``pool`` (the store is on a filesystem every partition sees)."""
+        """An output made on another partition's cluster, read from the store's artifact files
+        by a worker of ``pool`` (the store is on a filesystem every partition sees)."""
         future = inst.loaders.get(id(pool.client))
         if future is None:
-            if not self.store_is_current:  # the worker reads the artifact's row
+            if not self.store_is_current:  # the output's artifact row must be committed
                 self.recorder.writer.flush()
                 self.store_is_current = True
+            path, data = self.cache.stored_artifact(inst.output_hash)
             future = pool.client.submit(
-                load_stored_output,
-                self.store_root,
+                load_on_worker,
                 inst.output_hash,
+                data,
+                self.store_root,
+                path,
                 key=f"moved-{inst.task.name}-{self.run_id}-{inst.seq}-{pool.name}",
                 pure=False,
             )
