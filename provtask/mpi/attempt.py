@@ -41,8 +41,9 @@ class MPICall:
     takes_comm: bool
     task: str
 
-    def run(self, args: tuple, kwargs: dict, report: dict[str, Any], files: ArtifactFiles,
-            key: str) -> Any:
+    def run(
+        self, args: tuple, kwargs: dict, report: dict[str, Any], files: ArtifactFiles, key: str
+    ) -> Any:
         """Run the attempt; fills ``report`` (MPI columns, output tails and artifacts) and
         returns the task's value, or raises :class:`MPIError` / :class:`TaskTimeout`."""
         folder = files.root / "mpi" / key
