@@ -248,3 +248,17 @@ def test_a_lost_worker_near_its_memory_limit_counts_as_oom(store_dir, tmp_path):
     assert (first["status"], first["failure_cause"]) == ("lost", "node_failure")
     assert "KilledWorker" in first["exc_type"]
     assert (second["resources"]["cpus_per_task"], second["resources"]["memory"]) == (2, GB)
+
+
+def test_an_escalation_to_an_unknown_partition_is_refused_before_the_run(store_dir, tmp_path):
+    clusters = tmp_path / "clusters.yaml"
+    clusters.write_text(CLUSTERS)
+
+    @task(retries=1, on_oom={"partition": "bigg"})
+    def hog() -> None: ...
+
+    with DAG("typo") as dag:
+        hog()
+    with pytest.raises(ResourceError, match=r"hog \(on oom\).*did you mean 'big'"):
+        dag.submit(clusters=clusters, store=store_dir)
+    assert not store_dir.exists()  # nothing started

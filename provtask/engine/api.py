@@ -52,6 +52,10 @@ def check_runnable(dag: DAG, clusters: ClustersConfig | None = None) -> None:
         if clusters is not None:
             partition = clusters.partition_for(task.resources.partition, node_id)
             partition.check_fits(node_id, task.resources)
+            for cause, changes in task.escalation.by_cause:  # partitions a retry may move to
+                for change in changes:
+                    if change.field == "partition":
+                        clusters.partition_for(change.amount, f"{node_id} (on {cause})")
         if task.kind == "mpi":
             check_mpi_task(node_id, task, partition)
         arguments = {**dict(enumerate(data["args"])), **data["kwargs"]}
