@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Stop the local SLURM started by .ci/start-slurm.sh: cancel every job, then stop the
-# slurmd of each fake node, slurmctld and munged. Idempotent; leaves packages and config.
+# slurmd of each fake node, slurmctld, slurmdbd, MariaDB and munged. Idempotent; leaves
+# packages, config and the accounting database.
 #   bash .ci/stop-slurm.sh
+#   SLURM_INSTANCE=NAME bash .ci/stop-slurm.sh   # a second instance (see start-slurm.sh);
+#                                               # munged, which it shares, keeps running
 set -uo pipefail
+
+INSTANCE=${SLURM_INSTANCE:-}
+PREFIX=${INSTANCE:+/tmp/slurm-instance-$INSTANCE}
+[ -z "$INSTANCE" ] || export SLURM_CONF=$PREFIX/etc/slurm/slurm.conf
 
 running() {  # the process exists and is not a zombie
     [ -d "/proc/$1" ] && ! grep -qs '^State:[[:space:]]*Z' "/proc/$1/status"
@@ -33,6 +40,8 @@ stop() {
 if command -v scancel >/dev/null && scontrol ping >/dev/null 2>&1; then
     scancel --full --user "$(id -un)" 2>/dev/null || true
 fi
-stop slurmd /run/slurm/slurmd-*.pid
-stop slurmctld /run/slurm/slurmctld.pid
-stop munged /run/munge/munged.pid
+stop slurmd "$PREFIX"/run/slurm/slurmd-*.pid
+stop slurmctld "$PREFIX/run/slurm/slurmctld.pid"
+stop slurmdbd "$PREFIX/run/slurm/slurmdbd.pid"
+stop mariadbd "$PREFIX/run/slurm-mariadb/mariadbd.pid"
+[ -n "$INSTANCE" ] || stop munged /run/munge/munged.pid
