@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from drivers import start_provtask
 
 from provtask import Store
 
@@ -106,24 +107,17 @@ def test_filters_are_parameters_not_sql(store_dir):
 
 
 def test_ctrl_c_interrupts_the_run_and_records_it(store_dir):
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "provtask.cli",
-            "run",
-            str(DAGS / "edge_cases.py"),
-            "--dag",
-            "slow",
-            "--param",
-            "durations=[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
-            "--no-progress",
-        ],
-        env={**os.environ, "PROVTASK_STORE": str(store_dir)},
+    process = start_provtask(
+        "run",
+        str(DAGS / "edge_cases.py"),
+        "--dag",
+        "slow",
+        "--param",
+        "durations=[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
+        "--no-progress",
+        store=store_dir,
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        capture=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from drivers import start_provtask
 
 from provtask import DAG, Store, task
 from provtask.cli import main
@@ -107,13 +108,8 @@ def test_a_driver_killed_at_a_random_point_loses_nothing_recorded(seed, tmp_path
     dag_file = tmp_path / "crash.py"
     dag_file.write_text(CRASHING)
     delay = random.Random(seed).uniform(0.5, 5.0)  # from before the store exists to mid-run
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "provtask.cli", "run", str(dag_file), "--workers", "2"],
-        cwd=tmp_path,
-        env={**os.environ, "PROVTASK_STORE": str(store_dir)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    driver = start_provtask(
+        "run", str(dag_file), "--workers", "2", store=store_dir, cwd=tmp_path, own_session=True
     )
     try:
         time.sleep(delay)

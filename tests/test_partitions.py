@@ -6,15 +6,14 @@ which partition, batch job and node each attempt used, and that no batch job is 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from drivers import start_provtask
 from slurm import require_slurm, wait_until_gone
 
 import provtask
@@ -162,24 +161,17 @@ def test_a_cancelled_worker_job_is_recorded_and_its_task_retried(tmp_path, store
 
 def test_ctrl_c_cancels_every_batch_job(tmp_path, store_dir):
     config = clusters_file(tmp_path)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "provtask.cli",
-            "run",
-            str(DAGS / "slow_on_cpu.py"),
-            "--clusters",
-            str(config),
-            "--param",
-            "seconds=60",
-            "--no-progress",
-        ],
+    process = start_provtask(
+        "run",
+        str(DAGS / "slow_on_cpu.py"),
+        "--clusters",
+        str(config),
+        "--param",
+        "seconds=60",
+        "--no-progress",
+        store=store_dir,
         cwd=ROOT,
-        env={**os.environ, "PROVTASK_STORE": str(store_dir)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        capture=True,
     )
     try:
         deadline = time.monotonic() + 60

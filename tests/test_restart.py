@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from drivers import start_provtask
+
 from provtask import Store
 
 N = 60
@@ -86,13 +88,8 @@ def test_a_killed_driver_is_finished_by_replay_without_running_a_task_twice(tmp_
     dag_file.write_text(CRASHING)
     folder = tmp_path / "counts"
     folder.mkdir()
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "provtask.cli", "run", str(dag_file), "--workers", "2"],
-        cwd=tmp_path,
-        env={**os.environ, "PROVTASK_STORE": str(store_dir)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    driver = start_provtask(
+        "run", str(dag_file), "--workers", "2", store=store_dir, cwd=tmp_path, own_session=True
     )
     try:
         deadline = time.monotonic() + 120
