@@ -57,6 +57,10 @@ class BatchJobError(ProvtaskError):
     """A partition's batch jobs cannot start: refused, stuck pending, or ended early."""
 
 
+class AccountingError(ProvtaskError):
+    """SLURM's job accounting (``sacct``) is unavailable or answered something unexpected."""
+
+
 class MPIError(ProvtaskError):
     """An MPI task cannot launch (no launcher, no executable) or its program failed."""
 

@@ -44,6 +44,40 @@ def require_slurm() -> None:
     pytest.skip(message)
 
 
+def accounting_problem() -> str | None:
+    """Why sacct cannot be used (SLURM down, no slurmdbd), or ``None`` when it answers."""
+    if problem := slurm_problem():
+        return problem
+    try:
+        done = subprocess.run(
+            ["sacct", "--noheader", "--parsable2", "--jobs=1", "--format=JobID"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except FileNotFoundError:
+        return "sacct is not installed"
+    except subprocess.TimeoutExpired:
+        return "sacct did not answer within 30 s"
+    if done.returncode != 0:
+        return f"sacct failed: {(done.stderr + done.stdout).strip()}"
+    return None
+
+
+def require_accounting() -> None:
+    """Like ``require_slurm``, for the local SLURM's job accounting (slurmdbd + MariaDB)."""
+    problem = accounting_problem()
+    if problem is None:
+        return
+    message = (
+        f"the local SLURM with accounting is needed: {problem}; start it with: "
+        "bash .ci/start-slurm.sh"
+    )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def active_jobs(job_ids: set[str]) -> set[str]:
     """Which of these batch jobs squeue still lists (pending, running or completing)."""
     done = subprocess.run(

@@ -10,6 +10,7 @@ import click
 from .cache import replay, why
 from .clusters import clusters
 from .doctor import doctor
+from .jobs import jobs
 from .query import efficiency_command, export, runs, show, tasks
 from .report import lineage, report
 from .run import run
@@ -22,7 +23,7 @@ def main() -> None:
 
 
 _COMMANDS = (run, runs, show, tasks, efficiency_command, export, report, lineage, clusters)
-for _command in (*_COMMANDS, why, replay, doctor):
+for _command in (*_COMMANDS, why, replay, doctor, jobs):
     main.add_command(_command)
 
 __all__ = ["main"]
