@@ -225,3 +225,30 @@ def test_lammps_example_runs_on_the_embedded_default_and_on_slurm(tmp_path, clie
     assert set(melts["mpi_launcher"]) == {"srun"}
     assert all(len(set(json.loads(nodes))) == 2 for nodes in melts["mpi_node_list"])
     assert time.monotonic() - started < 120
+
+
+def test_pickles_between_worker_and_ranks_are_checked_before_loading(tmp_path):
+    """A call or result whose bytes changed after they were written is never unpickled."""
+    import cloudpickle
+
+    from provtask import IntegrityError
+    from provtask.mpi.attempt import _result
+    from provtask.store.artifacts import digest
+
+    result = tmp_path / "result.pkl"
+    result.write_bytes(cloudpickle.dumps({"energy": -1.5}))
+    (tmp_path / "result.digest").write_text(digest(result.read_bytes()))
+    assert _result("md", result) == {"energy": -1.5}
+    result.write_bytes(cloudpickle.dumps({"energy": 99.0}))  # changed behind the worker's back
+    with pytest.raises(IntegrityError, match="does not match its digest"):
+        _result("md", result)
+
+    (tmp_path / "call.pkl").write_bytes(cloudpickle.dumps((print, ("tampered",), {})))
+    ran = subprocess.run(
+        [sys.executable, "-m", "provtask.mpi.runner", str(tmp_path), "0" * 64],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode != 0 and "changed after it was written" in ran.stderr
+    assert "tampered" not in ran.stdout

@@ -20,9 +20,9 @@ from typing import Any
 
 import cloudpickle
 
-from ..errors import MPIError, TaskTimeout
+from ..errors import IntegrityError, MPIError, TaskTimeout
 from ..resources import format_walltime
-from ..store.artifacts import ArtifactFiles, make_artifact
+from ..store.artifacts import ArtifactFiles, digest, make_artifact
 from .command import MPICommand, MPIRun
 from .launch import LaunchSpec, launch_env, launch_line
 from .process import Outcome, run_streamed
@@ -87,10 +87,11 @@ class MPICall:
     ) -> tuple[list[str], str | None, dict[str, str]]:
         """What every rank runs, in which folder, with which added variables."""
         if self.takes_comm:
-            (folder / "call.pkl").write_bytes(cloudpickle.dumps((self.fn, tuple(args), kwargs)))
+            call = cloudpickle.dumps((self.fn, tuple(args), kwargs))
+            (folder / "call.pkl").write_bytes(call)
             # The ranks import what the worker imports (e.g. the module of the function).
             path = os.pathsep.join(p for p in sys.path if p)
-            program = [sys.executable, "-m", "provtask.mpi.runner", str(folder)]
+            program = [sys.executable, "-m", "provtask.mpi.runner", str(folder), digest(call)]
             return program, None, {"PYTHONPATH": path}
         command = self.fn(*args, **kwargs)
         if not isinstance(command, MPICommand):
@@ -118,12 +119,20 @@ class MPICall:
 
 
 def _result(task: str, path: Path) -> Any:
-    if not path.is_file():
+    """Rank 0's return value, unpickled only if its bytes match the digest it wrote last."""
+    expected = path.with_suffix(".digest")
+    if not expected.is_file():
         raise MPIError(
             f"MPI task {task!r}: every rank exited with code 0 but rank 0 left no result; "
             "does the function exit the process (sys.exit, MPI.Finalize)?"
         )
-    return cloudpickle.loads(path.read_bytes())
+    data = path.read_bytes()
+    if digest(data) != expected.read_text().strip():
+        raise IntegrityError(
+            f"MPI task {task!r}: rank 0's result in {path} does not match its digest; "
+            "it was not loaded"
+        )
+    return cloudpickle.loads(data)
 
 
 def _check_installed(task: str, program: str, env: dict[str, str], cwd: str | None) -> None:
