@@ -11,6 +11,7 @@ small update (the run marked failed), since a single row often fits where a batc
 
 from __future__ import annotations
 
+import operator
 import queue
 import sqlite3
 import threading
@@ -34,6 +35,7 @@ class StoreWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._keys: dict[str, tuple[str, ...]] = {}  # primary-key columns per table
+        self._lookups: dict[tuple, tuple] = {}  # how to read a row's key, per shape
         self._thread = threading.Thread(
             target=self._loop, name="provtask-store-writer", daemon=True
         )
@@ -121,22 +123,34 @@ class StoreWriter:
                 waiter.set()
 
     def _apply(self, batch: list[list]) -> None:
+        statements = self._statements(batch)  # before the write lock: readers wait less
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-            for (verb, table, cols, where), group in _by_shape(self._coalesce(batch)).items():
-                if verb == "UPDATE":
-                    sql = _update_sql(table, cols, where)
-                    rows = [(*op[2].values(), *op[3].values()) for op in group]
-                else:
-                    names = ", ".join(f'"{c}"' for c in cols)
-                    sql = f'{verb} INTO "{table}" ({names}) VALUES ({", ".join("?" * len(cols))})'
-                    rows = [tuple(op[2].values()) for op in group]
+            for sql, rows in statements:
                 self._conn.executemany(sql, rows)
             self._conn.execute("COMMIT")
         except BaseException as exc:
             self._error = exc
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+
+    def _statements(self, batch: list[list]) -> list[tuple[str, list[tuple]]]:
+        """One ``executemany`` per statement shape, after coalescing.
+
+        After coalescing, each row has at most one update, so updates commute with each other;
+        inserts go first because an update may target a row inserted in the same batch.
+        """
+        inserts: dict[tuple, list[tuple]] = {}
+        updates: dict[tuple, list[tuple]] = {}
+        for verb, table, data, where in self._coalesce(batch):
+            if where is None:
+                inserts.setdefault((verb, table, tuple(data)), []).append(tuple(data.values()))
+            else:
+                shape = (table, tuple(data), tuple(where))
+                updates.setdefault(shape, []).append((*data.values(), *where.values()))
+        statements = [(_insert_sql(*shape), rows) for shape, rows in inserts.items()]
+        statements += [(_update_sql(*shape), rows) for shape, rows in updates.items()]
+        return statements
 
     def _coalesce(self, batch: list[list]) -> list[list]:
         """Merge each update into an earlier insert or update of the same row in the batch."""
@@ -145,24 +159,54 @@ class StoreWriter:
         for op in batch:
             verb, table, data, where = op
             if verb == "UPDATE":
-                row_key = (table, tuple(sorted(where.items())))
+                row_key = self._where_key(table, where)
                 earlier = by_row.get(row_key)
                 if earlier is not None:
                     earlier[2].update(data)
                     continue
                 by_row[row_key] = op
             elif verb == "INSERT":
-                key_columns = self._primary_key(table)
-                if all(c in data for c in key_columns):
-                    by_row[(table, tuple(sorted((c, data[c]) for c in key_columns)))] = op
+                row_key = self._insert_key(table, data)
+                if row_key is not None:
+                    by_row[row_key] = op
             ops.append(op)
         return ops
+
+    def _where_key(self, table: str, where: dict[str, Any]) -> tuple:
+        """The row an update targets: its key values in primary-key order, whatever the order
+        of ``where`` (or its own columns, if ``where`` is not the primary key)."""
+        names = tuple(where)
+        lookup = self._lookups.get((table, names))
+        if lookup is None:
+            key = self._primary_key(table)
+            order = key if set(names) == set(key) else names
+            lookup = self._lookups[(table, names)] = (order, operator.itemgetter(*order))
+        order, values = lookup
+        return (table, order, values(where))
+
+    def _insert_key(self, table: str, row: dict[str, Any]) -> tuple | None:
+        """The key of an inserted row, as :meth:`_where_key` gives it; None without one."""
+        key = self._primary_key(table)
+        if not key:
+            return None
+        lookup = self._lookups.get((table, None))
+        if lookup is None:
+            lookup = self._lookups[(table, None)] = (key, operator.itemgetter(*key))
+        try:
+            return (table, key, lookup[1](row))
+        except KeyError:
+            return None
 
     def _primary_key(self, table: str) -> tuple[str, ...]:
         if table not in self._keys:
             info = self._conn.execute(f'PRAGMA table_info("{table}")').fetchall()
             self._keys[table] = tuple(row[1] for row in sorted(info, key=lambda r: r[5]) if row[5])
         return self._keys[table]
+
+
+def _insert_sql(verb: str, table: str, columns: tuple[str, ...]) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f'{verb} INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
 
 
 def _update_sql(table: str, columns: tuple[str, ...], where: tuple[str, ...]) -> str:
@@ -182,16 +226,3 @@ def _explain(error: BaseException, database: str) -> str:
             "'provtask replay RUN' finishes the run"
         )
     return f"writing provenance to the store failed: {error} (database {database})"
-
-
-def _by_shape(ops: list[list]) -> dict[tuple, list[list]]:
-    """Operations grouped by statement, for one ``executemany`` each.
-
-    After coalescing, each row has at most one update, so updates commute with each other;
-    inserts go first because an update may target a row inserted in the same batch.
-    """
-    groups: dict[tuple, list[list]] = {}
-    for op in sorted(ops, key=lambda op: op[0] == "UPDATE"):  # stable: inserts, then updates
-        shape = (op[0], op[1], tuple(op[2]), tuple(op[3] or ()))
-        groups.setdefault(shape, []).append(op)
-    return groups

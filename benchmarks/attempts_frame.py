@@ -1,0 +1,101 @@
+"""Reading a run's attempts into a DataFrame: ``Store.attempts(run)`` for 1,000,000 attempts.
+
+    python -m benchmarks.attempts_frame [--attempts 1000000] [--rounds 5] [--quick] [--json]
+
+Fills a fresh store with one run of ``--attempts`` finished attempts, rows as a run on 4
+nodes, 8 workers and 2 partitions writes them (times, worker, host, CPU time, peak RSS,
+output hash, resources; every 1,000th failed with a traceback), inserted directly with SQL
+(ingest is ``store_ingest``'s business), then times ``Store.attempts(run)`` each round.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from provtask import Store
+
+from .common import Figures, parser, report, rounds_of, timed
+
+RUN = "20260101-000000-frame0"
+COLUMNS = [
+    *("run_id", "task_id", "attempt", "key", "status", "partition", "resources"),
+    *("submitted_at", "started_at", "function_ended_at", "ended_at"),
+    *("worker", "hostname", "pid", "node", "cpu_time", "peak_rss"),
+    *("exc_type", "exc_message", "traceback", "output_hash", "failure_cause"),
+]
+
+
+def attempt_rows(n: int) -> Iterator[tuple]:
+    resources = json.dumps({"cpus_per_task": 1, "memory": "1GB", "partition": None})
+    start = time.time()
+    for i in range(n):
+        failed = i % 1000 == 999
+        submitted = start + i * 0.001
+        host = f"node-{i % 4}"  # 4 nodes of 2 workers, in 2 partitions
+        yield (
+            RUN,
+            f"simulate[{i}]",
+            1,
+            f"simulate-{i}-1",
+            "failed" if failed else "success",
+            "cpu" if i % 4 < 2 else "gpu",
+            resources,
+            submitted,
+            submitted + 0.002,
+            submitted + 0.012 + i % 7 * 1e-4,
+            submitted + 0.013 + i % 7 * 1e-4,
+            f"tcp://10.0.0.{i % 4}:{40000 + i % 8}",
+            host,
+            4000 + i % 8,
+            host,
+            0.009 + i % 13 * 1e-4,
+            120_000_000 + i,
+            "ValueError" if failed else None,
+            f"input {i} is rejected" if failed else None,
+            "Traceback (most recent call last):\n  ...\nValueError" if failed else None,
+            None if failed else f"{i:064x}",
+            "error" if failed else None,
+        )
+
+
+def fill(folder: Path, n: int) -> Store:
+    store = Store(folder)
+    store.conn.execute("BEGIN")
+    store.conn.execute(
+        "INSERT INTO runs (run_id, dag_name, status, started_at) VALUES (?, 'bench', 'success', ?)",
+        (RUN, time.time()),
+    )
+    names = ", ".join(COLUMNS)
+    marks = ", ".join("?" * len(COLUMNS))
+    store.conn.executemany(f"INSERT INTO attempts ({names}) VALUES ({marks})", attempt_rows(n))
+    store.conn.execute("COMMIT")
+    return store
+
+
+def main() -> None:
+    options = parser(__doc__, rounds=5)
+    options.add_argument("--attempts", type=int, default=1_000_000)
+    args = options.parse_args()
+    n = 50_000 if args.quick else args.attempts
+    figures: Figures = {"seconds": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = fill(Path(tmp) / "store", n)
+        for _ in range(rounds_of(args)):
+            frame = None
+
+            def read() -> None:
+                nonlocal frame
+                frame = store.attempts(RUN)
+
+            figures["seconds"].append(timed(read))
+            assert frame is not None and len(frame) == n
+        store.close()
+    report(f"Store.attempts(run) of {n} attempts into a DataFrame", figures, {}, args.json)
+
+
+if __name__ == "__main__":
+    main()
