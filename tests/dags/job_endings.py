@@ -21,6 +21,7 @@ def stuck(seconds: float, started: str) -> None:
 
 @task(partition="small")
 def hog(megabytes: int) -> None:
+    time.sleep(2)  # the worker's connection reaches the store before SLURM kills the job
     block = b"x" * (megabytes * 2**20)  # written, so resident
     time.sleep(60)
     del block
