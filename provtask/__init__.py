@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .dag import DAG
 from .errors import (
+    AccountingError,
     BatchJobError,
     ConfigError,
     DAGError,
@@ -59,6 +60,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DAG",
+    "AccountingError",
     "AttemptStatus",
     "BatchJobError",
     "ConfigError",

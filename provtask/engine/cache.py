@@ -182,9 +182,11 @@ class Cache:
     def stored_artifact(self, output_hash: str) -> tuple[str | None, bytes | None]:
         """Where an output is in the store: its file path, or its inline bytes (for a worker
         to read; the driver does not unpickle them)."""
-        row = self._connection().execute(
-            "SELECT path, data FROM artifacts WHERE hash = ?", (output_hash,)
-        ).fetchone()
+        row = (
+            self._connection()
+            .execute("SELECT path, data FROM artifacts WHERE hash = ?", (output_hash,))
+            .fetchone()
+        )
         if row is None:
             raise NotFoundError(f"no artifact {output_hash[:12]}… in {self.store_root}")
         return row[0], row[1]
