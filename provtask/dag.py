@@ -73,27 +73,34 @@ class ParamRef:
     name: str
 
 
+_ATOMS = (str, int, float, bytes, type(None))  # arguments that cannot hold a reference
+
+
 def iter_refs(template: Any) -> Iterator[Ref | ParamRef]:
     """Every Ref/ParamRef inside an argument, looking into lists, tuples, sets and dicts."""
+    refs: list[Ref | ParamRef] = []
+    _scan(template, refs)
+    return iter(refs)
+
+
+def _scan(template: Any, refs: list[Ref | ParamRef], in_set: bool = False) -> bool:
+    """Append the references inside ``template`` to ``refs`` (in :func:`iter_refs` order);
+    return whether one of them is inside a set (sets have no order, refs no hash yet)."""
+    if isinstance(template, _ATOMS):
+        return False
     if isinstance(template, Ref | ParamRef):
-        yield template
-    elif isinstance(template, list | tuple | set | frozenset):
+        refs.append(template)
+        return in_set
+    found = False
+    if isinstance(template, list | tuple | set | frozenset):
+        in_set = in_set or isinstance(template, set | frozenset)
         for item in template:
-            yield from iter_refs(item)
+            found = _scan(item, refs, in_set) or found
     elif isinstance(template, dict):
         for key, value in template.items():
-            yield from iter_refs(key)
-            yield from iter_refs(value)
-
-
-def _ref_in_set(template: Any) -> bool:
-    if isinstance(template, set | frozenset):
-        return any(True for _ in iter_refs(template))
-    if isinstance(template, list | tuple):
-        return any(_ref_in_set(item) for item in template)
-    if isinstance(template, dict):
-        return any(_ref_in_set(k) or _ref_in_set(v) for k, v in template.items())
-    return False
+            found = _scan(key, refs, in_set) or found
+            found = _scan(value, refs, in_set) or found
+    return found
 
 
 class DAG:
@@ -138,8 +145,8 @@ class DAG:
         return ParamRef(name)
 
     def add_call(self, task: TaskDef, args: tuple, kwargs: dict) -> Ref:
-        bound = task.bind_arguments(args, kwargs)
-        node_id = self._add_node(task, "call", args=bound.args, kwargs=bound.kwargs)
+        args, kwargs = task.bind_call(args, kwargs)
+        node_id = self._add_node(task, "call", args=args, kwargs=kwargs)
         return Ref(self, node_id)
 
     def add_map(self, task: TaskDef, iterables: tuple, constants: dict) -> MapRef:
@@ -182,9 +189,9 @@ class DAG:
 
     def _add_node(self, task: TaskDef, kind: str, args: tuple, kwargs: dict) -> str:
         """Check a call's arguments, then record it under a new id (returned)."""
-        refs = list(iter_refs((args, kwargs)))
+        refs: list[Ref | ParamRef] = []
         node_id = task.node_id or task.name  # for messages; the id is taken once all is well
-        if _ref_in_set((args, kwargs)):
+        if _scan((args, kwargs), refs):
             raise DAGError(
                 f"task {node_id!r}: task outputs cannot be put in a set (their values are not "
                 "known yet); pass a list instead"
@@ -209,10 +216,9 @@ class DAG:
         """Raise :class:`DAGError` for cycles or an empty DAG (bad calls fail while defining)."""
         if self.graph.number_of_nodes() == 0:
             raise DAGError(f"DAG {self.name!r} has no tasks; call tasks inside 'with DAG(...)'")
-        try:
-            cycle = nx.find_cycle(self.graph)
-        except nx.NetworkXNoCycle:
+        if nx.is_directed_acyclic_graph(self.graph):
             return
+        cycle = nx.find_cycle(self.graph)
         path = " >> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
         raise DAGError(f"DAG {self.name!r} has a cycle: {path}")
 
