@@ -77,7 +77,7 @@ def build_timeline(
         ok = bars["status"] == "success"
         bars = pd.concat([_aggregate(bars[ok], max(span, 1e-9)), bars[~ok]], ignore_index=True)
     return Timeline(
-        lanes=[label for label, _ in sorted(lane_of.items(), key=lambda item: item[1])],
+        lanes=[_lane_label(address, workers) for address in lane_of],
         bars=bars,
         colours={name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)},
         span=span,
@@ -91,6 +91,15 @@ def _lanes(workers: pd.DataFrame, attempts: pd.DataFrame) -> dict[str, int]:
     """Worker address → lane index: every worker of the run, in order of arrival."""
     addresses = list(dict.fromkeys([*workers["worker"], *attempts["worker"].dropna()]))
     return {address: i for i, address in enumerate(addresses)}
+
+
+def _lane_label(address: str, workers: pd.DataFrame) -> str:
+    """A worker as a person reads it: its partition, batch job and node, else its address."""
+    rows = workers[workers["worker"] == address]
+    if rows.empty or not isinstance(rows["batch_job_id"].iloc[0], str):
+        return address
+    row = rows.iloc[0]
+    return f"{row['partition']} job {row['batch_job_id']} on {row['node']} ({address})"
 
 
 def _aggregate(bars: pd.DataFrame, span: float) -> pd.DataFrame:
