@@ -1,0 +1,118 @@
+"""Every benchmark, each in a process of its own, and one table of results with the targets.
+
+    python -m benchmarks [--rounds 5] [--quick] [--workers 2] [--only NAME ...]
+
+Runs ``benchmarks.engine`` once for plain distributed and once for provtask (one process and
+one ``LocalCluster`` per framework), then ``store_ingest``, ``attempts_frame`` and
+``dag_build``, and prints the median (min–max) of the rounds, the ratio provtask / dask and
+the target of each figure (issue 7). ``--quick`` runs small sizes once: a check that
+everything runs, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+
+from .common import Figures
+
+# (figure, target) per benchmark; the engine's figures are shown for both frameworks.
+ENGINE = [
+    ("no-op tasks/s", "≥ 5,000"),
+    ("efficiency 10 ms", "≥ 0.95"),
+    ("efficiency 1 ms", "≥ 0.70"),
+    ("efficiency 1 s", "≥ 0.99"),
+    ("chain ms per hop", "≤ 1"),
+]
+STORE = {
+    "store_ingest": [
+        ("attempts/s, short tasks", "≥ 100,000"),
+        ("attempts/s, all in flight", "≥ 100,000"),
+        ("µs per queued operation", ""),
+    ],
+    "attempts_frame": [("seconds", "≤ 2")],
+    "dag_build": [
+        ("build + validate s", "≤ 3"),
+        ("checks before submit s", ""),
+        ("run graph s", ""),
+        ("peak RSS MB", "bounded"),
+    ],
+}
+TITLES = {
+    "store_ingest": "ingest",
+    "attempts_frame": "attempts into a DataFrame",
+    "dag_build": "DAG",
+}
+SIZES = "100,000 attempts ingested, 1,000,000 read, a 100,000-node DAG"
+QUICK_SIZES = "20,000 attempts ingested, 50,000 read, a 10,000-node DAG"
+
+
+def measure(module: str, args: argparse.Namespace, *extra: str) -> Figures:
+    """Run ``benchmarks.<module>`` in a new process; its figures."""
+    command = [sys.executable, "-m", f"benchmarks.{module}", "--json", *extra]
+    command += ["--quick"] if args.quick else ["--rounds", str(args.rounds)]
+    print(f"running {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def cell(values: list[float]) -> str:
+    digits = 0 if max(values) >= 100 else 2
+    low, high = min(values), max(values)
+    return f"{statistics.median(values):,.{digits}f} ({low:,.{digits}f}–{high:,.{digits}f})"
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(t.ljust(w) for t, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def engine_table(dask: Figures, provtask: Figures) -> str:
+    rows = [["figure", "plain dask", "provtask", "provtask/dask", "target (provtask)"]]
+    for name, target in ENGINE:
+        ratios = [p / d for p, d in zip(provtask[name], dask[name], strict=True)]
+        rows.append([name, cell(dask[name]), cell(provtask[name]), cell(ratios), target])
+    return table(rows)
+
+
+def store_table(results: dict[str, Figures]) -> str:
+    rows = [["figure", "provtask", "target"]]
+    for module, figures in results.items():
+        for name, target in STORE[module]:
+            rows.append([f"{TITLES[module]}: {name}", cell(figures[name]), target])
+    return table(rows)
+
+
+def main() -> None:
+    options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    options.add_argument("--rounds", type=int, default=5, help="default 5")
+    options.add_argument("--quick", action="store_true", help="small sizes and one round")
+    options.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    names = ["engine", *STORE]
+    options.add_argument("--only", nargs="+", choices=names, default=names, metavar="NAME")
+    args = options.parse_args()
+    mode = "quick check" if args.quick else f"median (min–max) of {args.rounds} rounds"
+    if "engine" in args.only:
+        workers = ("--workers", str(args.workers))
+        dask = measure("engine", args, "--framework", "dask", *workers)
+        provtask = measure("engine", args, "--framework", "provtask", *workers)
+        print(f"\nTasks on a LocalCluster of {args.workers} single-threaded workers, {mode}")
+        print(engine_table(dask, provtask))
+        print(
+            "provenance on vs off: provtask has no switch to turn provenance off; the "
+            "provtask/dask ratios above are the cost of running through provtask with it "
+            "(target ≥ 0.95 for no-op tasks/s)"
+        )
+    results = {module: measure(module, args) for module in STORE if module in args.only}
+    if results:
+        print(f"\nStore and DAG ({QUICK_SIZES if args.quick else SIZES}), {mode}")
+        print(store_table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Task throughput, efficiency and latency of one framework: plain distributed or provtask.
+
+    python -m benchmarks.engine --framework dask|provtask [--workers 2] [--rounds 5]
+                                [--quick] [--json]
+
+Starts one ``LocalCluster`` (``--workers`` single-threaded worker processes), warms it up,
+then each round runs every scenario once:
+
+- ``no-op tasks/s``: 2,000 tasks returning their argument;
+- ``efficiency 10 ms`` / ``1 ms`` / ``1 s``: tasks sleeping that long (400, 2,000 and 6 of
+  them); efficiency = Σ task durations / (slots × makespan), slots = workers;
+- ``chain ms per hop``: 1,000 tasks, each taking the previous one's output.
+
+Plain distributed uses ``client.map`` / ``client.submit`` with fresh keys; provtask runs a
+DAG with ``dag.run(client=...)`` into a fresh store each time (full provenance, caching on,
+every task a cache miss), and its makespan ends when the run's provenance is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from provtask import DAG, task
+
+from .common import Figures, local_client, parser, report, rounds_of
+
+UNITS = {"no-op tasks/s": "tasks/s", "chain ms per hop": "ms"}
+
+
+def noop(x: int) -> int:
+    return x
+
+
+def nap(i: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return i
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+noop_task = task(noop)
+nap_task = task(nap)
+inc_task = task(inc)
+
+
+class PlainDask:
+    """Each scenario with distributed's own API."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def map(self, fn: Callable, n: int, **constants: Any) -> float:
+        from distributed import wait
+
+        start = time.perf_counter()
+        futures = self.client.map(fn, range(n), **constants, pure=False)
+        wait(futures)
+        elapsed = time.perf_counter() - start
+        assert all(f.status == "finished" for f in futures)
+        return elapsed
+
+    def chain(self, n: int) -> float:
+        start = time.perf_counter()
+        future = self.client.submit(inc, 0, pure=False)
+        for _ in range(n - 1):
+            future = self.client.submit(inc, future, pure=False)
+        assert future.result() == n
+        return time.perf_counter() - start
+
+
+class Provtask:
+    """Each scenario as a provtask DAG, into a fresh store per run."""
+
+    def __init__(self, client: Any, folder: Path) -> None:
+        self.client = client
+        self.folder = folder
+        self.runs = 0
+
+    def _run(self, dag: DAG) -> float:
+        self.runs += 1
+        start = time.perf_counter()
+        result = dag.run(client=self.client, store=self.folder / f"store-{self.runs}")
+        elapsed = time.perf_counter() - start
+        assert result.ok, result.errors
+        return elapsed
+
+    def map(self, fn: Callable, n: int, **constants: Any) -> float:
+        decorated = {noop: noop_task, nap: nap_task}[fn]
+        with DAG("engine-bench") as dag:
+            decorated.map(list(range(n)), **constants)
+        return self._run(dag)
+
+    def chain(self, n: int) -> float:
+        with DAG("engine-bench-chain") as dag:
+            ref = inc_task(0)
+            for _ in range(n - 1):
+                ref = inc_task(ref)
+        return self._run(dag)
+
+
+def one_round(framework: PlainDask | Provtask, sizes: dict[str, int], slots: int) -> dict:
+    figures = {"no-op tasks/s": sizes["noop"] / framework.map(noop, sizes["noop"])}
+    for label, seconds in (("10 ms", 0.01), ("1 ms", 0.001), ("1 s", 1.0)):
+        n = sizes[label]
+        makespan = framework.map(nap, n, seconds=seconds)
+        figures[f"efficiency {label}"] = n * seconds / (slots * makespan)
+    figures["chain ms per hop"] = framework.chain(sizes["chain"]) / sizes["chain"] * 1000
+    return figures
+
+
+def run(args: argparse.Namespace) -> Figures:
+    sizes = {"noop": 2000, "10 ms": 400, "1 ms": 2000, "1 s": 6, "chain": 1000}
+    if args.quick:
+        sizes = {"noop": 200, "10 ms": 40, "1 ms": 200, "1 s": 2, "chain": 100}
+    figures: Figures = {}
+    with local_client(args.workers) as client, tempfile.TemporaryDirectory() as tmp:
+        framework = PlainDask(client) if args.framework == "dask" else Provtask(client, Path(tmp))
+        framework.map(noop, 200)  # warm-up: imports, connections, caches
+        framework.chain(20)
+        for _ in range(rounds_of(args)):
+            for name, value in one_round(framework, sizes, args.workers).items():
+                figures.setdefault(name, []).append(value)
+    return figures
+
+
+def main() -> None:
+    options = parser(__doc__, rounds=5)
+    options.add_argument("--framework", choices=("dask", "provtask"), required=True)
+    options.add_argument("--workers", type=int, default=2)
+    args = options.parse_args()
+    figures = run(args)
+    title = f"{args.framework}: {args.workers} workers x 1 thread, {rounds_of(args)} rounds"
+    report(title, figures, UNITS, args.json)
+
+
+if __name__ == "__main__":
+    main()
