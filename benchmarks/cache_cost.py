@@ -1,6 +1,6 @@
 """Cost of caching per task: keys and store lookups, and the speed of a fully cached rerun.
 
-    python benchmarks/cache_cost.py [--tasks 2000] [--rounds 3] [--workers 2]
+    python -m benchmarks.cache_cost [--tasks 2000] [--rounds 3] [--workers 2]
 
 Each round runs the same DAG of no-op tasks (a ``.map`` fed by one upstream task, so every
 element has a constant and an upstream input) three times on one ``LocalCluster``:
@@ -19,9 +19,11 @@ import statistics
 import tempfile
 import time
 
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from provtask import DAG, task
+
+from .common import describe, local_client
 
 
 @task
@@ -44,12 +46,6 @@ def timed_run(client: Client, n: int, store: str, **options: object) -> tuple[fl
     return (n + 1) / elapsed, {"cached": result.progress.cached, "done": result.progress.success}
 
 
-def describe(values: list[float]) -> str:
-    return (
-        f"median {statistics.median(values):8.0f}  min {min(values):8.0f}  max {max(values):8.0f}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
@@ -57,13 +53,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     off, cold, hit = [], [], []
-    with (
-        LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
+    with local_client(args.workers) as client, tempfile.TemporaryDirectory() as tmp:
         timed_run(client, 200, f"{tmp}/warm-up")
         for round_no in range(args.rounds):
             off.append(timed_run(client, args.tasks, f"{tmp}/off-{round_no}", cache=False)[0])

@@ -2,7 +2,7 @@
 
 Prints µs per value_hash of small task arguments, MB/s for a 100 MB numpy array and a
 1 M-row DataFrame, the path memo's effect on a 200 MB file (first vs second hash), and µs per
-code_identity of a task function that reaches 5 helpers. Run: python benchmarks/hashing_cost.py
+code_identity of a task function that reaches 5 helpers. Run: python -m benchmarks.hashing_cost
 """
 
 from __future__ import annotations

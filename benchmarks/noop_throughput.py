@@ -1,10 +1,11 @@
 """No-op task throughput: provtask (full provenance) vs plain ``client.map``, same cluster.
 
-    python benchmarks/noop_throughput.py [--tasks 2000] [--rounds 5] [--workers 2]
+    python -m benchmarks.noop_throughput [--tasks 2000] [--rounds 5] [--workers 2]
 
 Both run on one ``LocalCluster`` (single-threaded worker processes) started once. Each
 round runs plain Dask first, then provtask with a fresh store, and the script prints the
-median / min / max tasks per second of each and the ratio provtask / Dask.
+median / min / max tasks per second of each and the ratio provtask / Dask. (``python -m
+benchmarks`` runs each framework in a process of its own instead.)
 """
 
 from __future__ import annotations
@@ -14,18 +15,12 @@ import statistics
 import tempfile
 import time
 
-from distributed import Client, LocalCluster, wait
+from distributed import Client, wait
 
-from provtask import DAG, task
+from provtask import DAG
 
-
-def noop(x: int) -> int:
-    return x
-
-
-@task
-def noop_task(x: int) -> int:
-    return x
+from .common import describe, local_client
+from .engine import noop, noop_task
 
 
 def plain_dask(client: Client, n: int, round_no: int) -> float:
@@ -47,12 +42,6 @@ def provtask_run(client: Client, n: int, store: str) -> float:
     return n / elapsed
 
 
-def describe(values: list[float]) -> str:
-    return (
-        f"median {statistics.median(values):8.0f}  min {min(values):8.0f}  max {max(values):8.0f}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
@@ -60,13 +49,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     dask_rates, provtask_rates = [], []
-    with (
-        LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
+    with local_client(args.workers) as client, tempfile.TemporaryDirectory() as tmp:
         plain_dask(client, 200, -1)  # warm-up both: imports, connections, caches
         provtask_run(client, 200, f"{tmp}/warm-up")
         for round_no in range(args.rounds):

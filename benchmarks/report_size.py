@@ -1,6 +1,6 @@
 """Size and time of the HTML report and the PNGs for a run of many tasks.
 
-    python benchmarks/report_size.py [--tasks 10000] [--workers 2]
+    python -m benchmarks.report_size [--tasks 10000] [--workers 2]
 
 Runs one DAG of ``--tasks`` tiny tasks (every 500th fails) on a local cluster, then writes
 the report and prints the HTML size, the number of timeline bars and the time of each step.
