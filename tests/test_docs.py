@@ -51,6 +51,7 @@ PAGES = [
     "schema",
     "api",
     "reliability",
+    "performance",
 ]
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```\s*$", re.DOTALL | re.MULTILINE)
 EXIT_NOTE = re.compile(r"#\s*exits with status (\d+)\s*$")
