@@ -64,7 +64,12 @@ def check_runnable(dag: DAG, clusters: ClustersConfig | None = None) -> None:
     check_cacheable(dag)
 
 
+_ALWAYS_PICKLABLE = (type(None), bool, int, float, complex, str, bytes)
+
+
 def _check_picklable(node_id: str, name: Any, value: Any) -> None:
+    if type(value) in _ALWAYS_PICKLABLE:  # most arguments: nothing to try
+        return
     if any(True for _ in iter_refs(value)):
         if isinstance(value, Ref | ParamRef):
             return
