@@ -246,3 +246,35 @@ def test_without_slurm_tests_skip_outside_ci_and_fail_in_ci(tmp_path, monkeypatc
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match=r"start it with: bash \.ci/start-slurm\.sh"):
         require_slurm()
+
+
+def test_provtask_clusters_shows_the_job_script_of_an_mpi_shape():
+    from click.testing import CliRunner
+
+    from provtask.cli import main
+
+    def clusters(*args: str):
+        return CliRunner().invoke(main, ["clusters", *args], catch_exceptions=False)
+
+    shown = clusters(
+        "--clusters", str(CONFIGS / "hpc.yaml"), "--job-script", "cpu", "--mpi", "2x4x3"
+    )
+    assert shown.exit_code == 0
+    header, _ = header_and_body(shown.output, "#SBATCH")
+    for directive in ("--nodes=2", "--ntasks=8", "--ntasks-per-node=4", "--cpus-per-task=3"):
+        assert f"#SBATCH {directive}" in header
+    assert "#SBATCH -n 1" not in header  # dask-jobqueue's single task is replaced by the shape
+
+    bad = clusters("--clusters", str(CONFIGS / "hpc.yaml"), "--job-script", "cpu", "--mpi", "2x4")
+    assert bad.exit_code == 2 and "expected NODESxRANKSxCPUS such as 2x4x1" in bad.output
+    pbs = clusters(
+        "--clusters",
+        str(CONFIGS / "other_schedulers.yaml"),
+        "--job-script",
+        "pbs",
+        "--mpi",
+        "1x2x1",
+    )
+    assert pbs.exit_code == 2 and "shaped for SLURM partitions only" in pbs.output
+    alone = clusters("--clusters", str(CONFIGS / "hpc.yaml"), "--mpi", "1x2x1")
+    assert alone.exit_code == 2 and "--mpi goes with --job-script" in alone.output

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..clusters.config import PartitionConfig
 from .common import clusters_option, friendly_errors, json_option
 
 
@@ -19,9 +23,18 @@ from .common import clusters_option, friendly_errors, json_option
     metavar="PARTITION",
     help="Print the batch script a job of this partition is submitted with.",
 )
+@click.option(
+    "--mpi",
+    "mpi_shape",
+    metavar="NODESxRANKSxCPUS",
+    help="With --job-script: the script of an MPI task's job of this shape, e.g. 2x4x1 "
+    "(nodes, ranks per node, cpus per rank).",
+)
 @json_option
 @friendly_errors
-def clusters(clusters_path: Path | None, job_script_of: str | None, as_json: bool) -> None:
+def clusters(
+    clusters_path: Path | None, job_script_of: str | None, mpi_shape: str | None, as_json: bool
+) -> None:
     """Show the clusters file in use and every partition's settings.
 
     Settings provtask applies by default are shown too; nothing else reaches the batch
@@ -42,13 +55,38 @@ def clusters(clusters_path: Path | None, job_script_of: str | None, as_json: boo
                 f"{', '.join(config.partitions)}"
             )
         partition = config.partitions[job_script_of]
+        if mpi_shape is not None:
+            partition = _shaped(partition, mpi_shape)
         script = job_script(partition)
         click.echo(
             json.dumps({"partition": partition.name, "job-script": script}, indent=2)
             if as_json
             else script.rstrip("\n")
         )
+    elif mpi_shape is not None:
+        raise click.UsageError("--mpi goes with --job-script PARTITION")
     elif config is None:
         click.echo(json.dumps({"source": None}) if as_json else no_config_text())
     else:
         click.echo(json.dumps(config_json(config), indent=2) if as_json else config_text(config))
+
+
+def _shaped(partition: PartitionConfig, shape: str) -> PartitionConfig:
+    """The partition as a job of one MPI shape sees it (``2x4x1``)."""
+    from ..mpi.shape import shaped_partition
+    from ..resources import make_resources
+
+    parts = shape.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(
+            f"expected NODESxRANKSxCPUS such as 2x4x1, got {shape!r}", param_hint="--mpi"
+        )
+    if partition.scheduler != "slurm":
+        raise ConfigError(
+            f"partition {partition.name!r}: MPI jobs are shaped for SLURM partitions only "
+            f"(this one is {partition.scheduler})"
+        )
+    nodes, ranks, cpus = (int(p) for p in parts)
+    return shaped_partition(
+        partition, make_resources(nodes=nodes, ntasks_per_node=ranks, cpus_per_task=cpus)
+    )
