@@ -23,6 +23,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ..errors import TaskTimeout
 from ..mpi.attempt import MPICall
 from ..store.artifacts import ArtifactFiles, make_artifact
+from .batching import apply_picks
 from .capture import captured, install_stream_routing
 
 TRACEBACK_LIMIT = 20_000  # characters kept of a traceback
@@ -35,7 +36,7 @@ class AttemptCall:
     A plain object, not a tuple, so Dask does not search it for futures on every submit.
     """
 
-    __slots__ = ("announce", "function", "key", "keywords", "picks", "run_id")
+    __slots__ = ("announce", "batch_picks", "function", "key", "keywords", "picks", "run_id")
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class AttemptCall:
         picks: tuple[tuple[int, int], ...] = (),
         keywords: tuple[str, ...] = (),
         announce: bool = False,
+        batch_picks: tuple = (),
     ) -> None:
         self.run_id = run_id
         self.function = function  # index into the run's function table
@@ -52,10 +54,11 @@ class AttemptCall:
         self.picks = picks  # (argument position, element index) pairs
         self.keywords = keywords  # names of the last arguments, passed by keyword
         self.announce = announce  # tell the driver when it starts (it enforces a walltime)
+        self.batch_picks = batch_picks  # elements of batches' values (see .batching)
 
     def __reduce__(self) -> tuple:
         fields = (self.run_id, self.function, self.key, self.picks, self.keywords, self.announce)
-        return AttemptCall, fields
+        return AttemptCall, (*fields, self.batch_picks)
 
 
 class FailedAttempt:
@@ -152,7 +155,10 @@ class RunPlugin(WorkerPlugin):
         report = _RUNS[self.run_id].reports.pop(key, None)
         if report is None:
             return
-        self.unsent.append(report)
+        if isinstance(report, list):  # a batch: one report per attempt
+            self.unsent.extend(report)
+        else:
+            self.unsent.append(report)
         state = self.worker.state
         if (state.executing_count or state.ready) and len(self.unsent) < REPORT_BATCH:
             if self.timer is None:
@@ -201,6 +207,8 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
     task arguments: nothing nested for Dask to search on every submit.
     """
     context = _RUNS[call.run_id]
+    if call.batch_picks:
+        arguments = apply_picks(arguments, call.batch_picks)
     split = len(arguments) - len(call.keywords)
     args, kwargs = arguments[:split], dict(zip(call.keywords, arguments[split:], strict=True))
     report: dict[str, Any] = {"op": "attempt", "key": call.key, "started": time.time()}
@@ -244,3 +252,12 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
     report["batch_job_id"] = context.batch_job_id
     context.reports[call.key] = report
     return value
+
+
+def execute_batch(batch_key: str, calls: tuple[AttemptCall, ...], rows: tuple[tuple, ...]) -> tuple:
+    """Run several attempts one after the other; returns their values (``FAILED`` for those
+    that failed). Each is measured and reported on its own, as by :func:`execute_attempt`."""
+    values = tuple(execute_attempt(call, *row) for call, row in zip(calls, rows, strict=True))
+    reports = _RUNS[calls[0].run_id].reports
+    reports[batch_key] = [reports.pop(call.key) for call in calls]
+    return values

@@ -44,7 +44,9 @@ class Instance:
     children: list[Instance] = field(default_factory=list)
     unfinished_children: int = 0
     attempt: int = 0
+    free_attempts: int = 0  # attempts lost with a batch through no fault of their own
     future: Any = None
+    batch_index: int | None = None  # the future is a batch's: this attempt's place in it
     key: str | None = None
     output_hash: str | None = None
     n_items: int | None = None

@@ -30,10 +30,11 @@ from ..errors import BatchJobError, ResourceError
 from ..mpi.call import worker_function
 from ..states import AttemptStatus, RunStatus, TaskState
 from ..tasks import TaskDef
+from .batching import Durations, Picked, Probing, take_picks
 from .cache import Cache, CachePolicy, load_on_worker
 from .failures import Escalator, LostWorkers, reported_cause
 from .on_scheduler import WorkerDeparturePlugin
-from .on_worker import AttemptCall, RunPlugin, execute_attempt
+from .on_worker import AttemptCall, RunPlugin, execute_attempt, execute_batch
 from .pools import Pool, Pools
 from .progress import Progress
 from .recorder import RunRecorder
@@ -99,6 +100,10 @@ class Engine:
         self.lost_workers = LostWorkers()
         self.escalator = Escalator(pools.config)
         self.workers: set[str] = set()
+        self.threads: dict[str, tuple[Pool, int]] = {}  # worker address: its pool, threads
+        self.durations = Durations()
+        self.probing = Probing(self.durations)
+        self.batches = 0  # batches submitted so far: arguments may then hold batch picks
         self.retry: list[Instance] = []
         self.counts: Counter[TaskState] = Counter()
         self.seen: dict[int, TaskState] = {}
@@ -189,6 +194,7 @@ class Engine:
                     self._on_report(attempt)
             elif report["op"] == "worker":
                 self.workers.add(report["worker"])
+                self.threads[report["worker"]] = (pool, report["nthreads"])
                 submitted_at = pool.worker_connected(report["batch_job_id"])
                 self.recorder.worker_connected(report, pool.name, submitted_at)
             elif report["op"] == "started":
@@ -198,6 +204,7 @@ class Engine:
             elif report["op"] == "worker-left":
                 self.lost_workers.note(report)
                 self.retry.extend(self.held.pop(report["worker"], []))
+                self.threads.pop(report["worker"], None)
                 if report["worker"] in self.workers:
                     self.workers.discard(report["worker"])
                     self.recorder.worker_disconnected(report["worker"], report["time"])
@@ -209,6 +216,7 @@ class Engine:
     # -- state changes ----------------------------------------------------------------------
     def _advance(self) -> None:
         """Expand ready maps, submit ready tasks, and record every state change."""
+        self.retry += self.probing.release(time.monotonic())
         while self.graph.ready or self.retry:
             batch = self.retry
             self.retry = []
@@ -258,6 +266,8 @@ class Engine:
         # One client.map per pool, number of arguments and worker resources; its columns
         # are the arguments. Tasks whose output is in the store become cached instead.
         batch = self.cache.take_hits(batch)
+        slots = sum(n for _, n in self.threads.values())
+        batch = self.probing.admit(batch, slots, time.monotonic())
         self.store_is_current = False
         groups: dict[tuple, tuple[Pool, list[Instance]]] = {}
         for inst in batch:
@@ -267,7 +277,7 @@ class Engine:
             group_key = (id(pool), arity, tuple(sorted(resources.items())) if resources else ())
             groups.setdefault(group_key, (pool, []))[1].append(inst)
         for pool, instances in groups.values():
-            calls, rows, keys = [], [], []
+            calls, rows = [], []
             load = functools.partial(self._input_future, pool=pool)
             for inst in instances:
                 inst.attempt += 1
@@ -283,29 +293,72 @@ class Engine:
                 function = self.functions[self._callable(inst.task)]
                 # The driver enforces walltimes of Python tasks; MPI tasks enforce their own.
                 announce = inst.task.kind == "python" and inst.task.resources.walltime is not None
+                arguments = self.graph.resolve((*inst.args, *inst.kwargs.values()), load)
+                batch_picks: tuple = ()
+                if self.batches:
+                    arguments, batch_picks = take_picks(arguments)
                 calls.append(
                     AttemptCall(
-                        self.run_id, function, inst.key, inst.picks, tuple(inst.kwargs), announce
+                        self.run_id,
+                        function,
+                        inst.key,
+                        inst.picks,
+                        tuple(inst.kwargs),
+                        announce,
+                        batch_picks,
                     )
                 )
-                arguments = (*inst.args, *inst.kwargs.values())
-                rows.append(self.graph.resolve(arguments, load))
-                keys.append(inst.key)
+                rows.append(arguments)
                 self.in_flight[inst.key] = (inst, inst.attempt, pool)
                 pool.demand += pool.job_share(inst.task)
-            if not calls:
+            if calls:
+                self._send(pool, calls, rows)
+
+    def _send(self, pool: Pool, calls: list[AttemptCall], rows: list[tuple]) -> None:
+        """Submit attempts of one pool, arity and resources: small map elements in batches
+        (see .batching), the others one Dask task each."""
+        alone: list[int] = []
+        batchable: dict[str, list[int]] = {}
+        for i, call in enumerate(calls):
+            inst = self.in_flight[call.key][0]
+            inst.batch_index = None
+            if _may_batch(inst, call, pool):
+                batchable.setdefault(inst.task.name, []).append(i)
+            else:
+                alone.append(i)
+        slots = sum(n for p, n in self.threads.values() if p is pool)
+        for name, positions in batchable.items():
+            size = self.durations.batch_size(name, len(positions), slots)
+            if size == 1:
+                alone += positions
                 continue
-            columns = list(zip(*rows, strict=True)) if rows and rows[0] else []
-            futures = pool.client.map(
-                execute_attempt,
-                calls,
-                *columns,
-                key=keys,
-                pure=False,
-                resources=pool.task_resources(instances[0].task),
-            )
-            for key, future in zip(keys, futures, strict=True):
-                self.in_flight[key][0].future = future
+            for start in range(0, len(positions), size):
+                chunk = positions[start : start + size]
+                self._send_batch(pool, [(calls[i], rows[i]) for i in chunk])
+        if not alone:
+            return
+        keys = [calls[i].key for i in alone]
+        columns = list(zip(*(rows[i] for i in alone), strict=True)) if rows[alone[0]] else []
+        futures = pool.client.map(
+            execute_attempt,
+            [calls[i] for i in alone],
+            *columns,
+            key=keys,
+            pure=False,
+            resources=pool.task_resources(self.in_flight[keys[0]][0].task),
+        )
+        for key, future in zip(keys, futures, strict=True):
+            self.in_flight[key][0].future = future
+
+    def _send_batch(self, pool: Pool, attempts: list[tuple[AttemptCall, tuple]]) -> None:
+        first = self.in_flight[attempts[0][0].key][0]
+        key = f"batch-{first.task.name}-{self.run_id}-{first.seq}.{len(attempts)}"
+        calls, rows = zip(*attempts, strict=True)
+        future = pool.client.submit(execute_batch, key, calls, rows, key=key, pure=False)
+        self.batches += 1
+        for index, call in enumerate(calls):
+            inst = self.in_flight[call.key][0]
+            inst.future, inst.batch_index = future, index
 
     def _callable(self, task: TaskDef) -> Callable:
         """What workers run for a task: its function, or the launch of an MPI task."""
@@ -317,6 +370,8 @@ class Engine:
     def _input_future(self, inst: Instance, pool: Pool) -> Any:
         """The future of an upstream output on ``pool``'s cluster."""
         if inst.future is not None and inst.future.client is pool.client:
+            if inst.batch_index is not None:
+                return Picked(inst.future, inst.batch_index)
             return inst.future
         if inst.state is TaskState.CACHED and inst.future is None:
             return self.cache.load(inst, pool.client)
@@ -380,6 +435,7 @@ class Engine:
         self.recorder.attempt_finished(inst, attempt, report)
         inst.started_at, inst.ended_at = report["started"], report["ended"]
         if report["status"] == "success":
+            self.durations.observe(inst.task.name, report["function_ended"] - report["started"])
             inst.output_hash = report["artifact"]["hash"]
             inst.n_items = report.get("n_items")
             self.graph.succeed(inst)
@@ -394,7 +450,7 @@ class Engine:
         """Retry a failed attempt (with the resources its cause escalates to), or fail.
         ``after``: a worker being killed; the retry waits until it has left, or Dask could
         send the retry to it."""
-        if inst.attempt > inst.task.resources.retries:
+        if inst.attempt - inst.free_attempts > inst.task.resources.retries:
             self.graph.fail(inst, TaskState.FAILED, error)
             return
         try:
@@ -472,6 +528,9 @@ class Engine:
         message = f"{what}: {exc}" if exc else what
         if why:
             message = f"{why}; {message}"
+        if inst.batch_index is not None:  # lost with its batch: it may not be the culprit
+            inst.free_attempts += 1
+            message += "; it was in a batch, so it is retried alone without using a retry"
         self.recorder.attempt_ended_without_report(
             inst, AttemptStatus.LOST, exc_type, message, cause
         )
@@ -488,6 +547,17 @@ class Engine:
         self.in_flight.clear()
         self.graph.cancel_unfinished()
         self._record_changes()
+
+
+def _may_batch(inst: Instance, call: AttemptCall, pool: Pool) -> bool:
+    """First attempts of Python map elements without walltime or worker resources."""
+    return (
+        inst.kind == "element"
+        and inst.attempt == 1
+        and inst.task.kind == "python"
+        and not call.announce
+        and pool.task_resources(inst.task) is None
+    )
 
 
 def _by_client(futures: list[Any]) -> list[tuple[Any, list[Any]]]:

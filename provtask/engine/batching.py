@@ -1,0 +1,162 @@
+"""Batching small map elements: several attempts in one Dask task (issue 7).
+
+Each task costs the Dask scheduler about a millisecond whatever it does, so elements of a
+map that take less than that are mostly overhead. Once a task name has shown that its
+elements are small, the engine sends its ready elements in batches: one Dask task runs the
+attempts one after the other on a worker, each measured, stored and reported on its own
+(failures stay isolated), and returns their values as a tuple. A downstream task reads
+element ``i`` of that tuple: the engine marks the argument with a :class:`Picked`, turns it
+into a *batch pick* (where in the arguments, which index), and the worker replaces it
+before the call.
+
+Long or unknown tasks are never batched, so they never wait behind a batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+SMALL_TASK = 0.005  # s: elements whose code takes less than this on average are batched
+BATCH_WORK = 0.05  # s of work per batch at most
+MAX_BATCH = 250  # attempts per batch at most
+OBSERVED = 4  # durations seen before a task name counts as small
+HOLD = 0.2  # s the other elements of a new task name wait for the first ones' durations
+_WEIGHT = 0.2  # of a new duration in the running mean
+
+Path = tuple[Any, ...]  # flat argument position, then list indices or dict keys
+
+
+class Durations:
+    """Running mean of the code duration of each task name, from attempt reports."""
+
+    def __init__(self) -> None:
+        self.mean: dict[str, float] = {}
+        self.seen: dict[str, int] = {}
+
+    def observe(self, name: str, seconds: float) -> None:
+        seen = self.seen.get(name, 0)
+        self.seen[name] = seen + 1
+        mean = self.mean.get(name, seconds)
+        self.mean[name] = seconds if seen == 0 else mean + _WEIGHT * (seconds - mean)
+
+    def known(self, name: str) -> bool:
+        return self.seen.get(name, 0) >= OBSERVED
+
+    def batch_size(self, name: str, ready: int, slots: int) -> int:
+        """How many ready elements of ``name`` go in one batch (1: no batching). Batches
+        hold at most ``BATCH_WORK`` of work, and there are enough of them to keep every
+        worker slot busy twice over."""
+        if self.seen.get(name, 0) < OBSERVED or self.mean[name] >= SMALL_TASK:
+            return 1
+        by_work = int(BATCH_WORK / max(self.mean[name], 1e-6))
+        spread = math.ceil(ready / (2 * max(slots, 1)))
+        return max(1, min(MAX_BATCH, by_work, spread))
+
+
+class Probing:
+    """The first elements of a task name run alone; until their durations are known (at
+    most ``HOLD`` s), its other ready elements wait, so that they can go in batches if the
+    name turns out small. The first elements fill every worker slot, so waiting costs
+    nothing when the name is not small."""
+
+    def __init__(self, durations: Durations) -> None:
+        self.durations = durations
+        self.deadline: dict[str, float] = {}
+        self.probes: dict[str, int] = {}  # first elements still to send alone
+        self.held: dict[str, list[Any]] = {}
+
+    def admit(self, ready: list[Any], slots: int, now: float) -> list[Any]:
+        """The instances to submit now; the others are held."""
+        admitted = []
+        for inst in ready:
+            name = inst.task.name
+            if (
+                not _may_wait(inst)
+                or self.durations.known(name)
+                or self.deadline.get(name, now + 1) <= now
+            ):
+                admitted.append(inst)
+                continue
+            if name not in self.deadline:
+                self.deadline[name] = now + HOLD
+                self.probes[name] = max(OBSERVED, slots)
+            if self.probes[name] > 0:
+                self.probes[name] -= 1
+                admitted.append(inst)
+            else:
+                self.held.setdefault(name, []).append(inst)
+        return admitted
+
+    def release(self, now: float) -> list[Any]:
+        """Held instances whose task name is now known, or that waited long enough."""
+        released = []
+        for name in list(self.held):
+            if self.durations.known(name) or now >= self.deadline[name]:
+                released += self.held.pop(name)
+        return released
+
+
+def _may_wait(inst: Any) -> bool:
+    """Only first attempts of map elements that could be batched are held."""
+    res = inst.task.resources
+    return (
+        inst.kind == "element"
+        and inst.attempt == 0
+        and inst.task.kind == "python"
+        and res.walltime is None
+        and not res.gpus
+    )
+
+
+@dataclass(frozen=True)
+class Picked:
+    """An upstream output that is element ``index`` of a batch's tuple of values."""
+
+    future: Any
+    index: int
+
+
+def take_picks(row: tuple) -> tuple[tuple, tuple[tuple[Path, int], ...]]:
+    """``row`` with each :class:`Picked` replaced by its batch future, and where they were."""
+    picks: list[tuple[Path, int]] = []
+
+    def walk(value: Any, path: Path) -> Any:
+        if isinstance(value, Picked):
+            picks.append((path, value.index))
+            return value.future
+        if isinstance(value, list | tuple):
+            items = [walk(item, (*path, i)) for i, item in enumerate(value)]
+            return items if isinstance(value, list) else tuple(items)
+        if isinstance(value, dict):
+            return {key: walk(item, (*path, key)) for key, item in value.items()}
+        return value
+
+    taken = tuple(walk(value, (position,)) for position, value in enumerate(row))
+    return taken, tuple(picks)
+
+
+def apply_picks(arguments: tuple, picks: tuple[tuple[Path, int], ...]) -> tuple:
+    """On the worker: each batch's tuple of values replaced by the element a task reads.
+
+    Containers on the way are copied once (the batch's values are shared with other tasks
+    of the worker) and keep their type."""
+    root = list(arguments)
+    copied = {id(root)}
+    tuples: list[tuple[Any, Any]] = []  # (container, key) of tuples copied as lists
+    for path, index in picks:
+        container: Any = root
+        for step in path[:-1]:
+            child = container[step]
+            if id(child) not in copied:
+                if isinstance(child, tuple):
+                    tuples.append((container, step))
+                child = dict(child) if isinstance(child, dict) else list(child)
+                container[step] = child
+                copied.add(id(child))
+            container = child
+        container[path[-1]] = container[path[-1]][index]
+    for container, key in reversed(tuples):  # innermost first
+        container[key] = tuple(container[key])
+    return tuple(root)

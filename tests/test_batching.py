@@ -1,0 +1,93 @@
+"""Small map elements run in batches: values, provenance and failures stay per task."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+import provtask
+from provtask import DAG, Store, task
+from provtask.engine.batching import Durations, Picked, apply_picks, take_picks
+
+
+def test_small_elements_run_in_batches_with_their_own_provenance(client, store_dir, load_dag):
+    n = 300
+    result = load_dag("small_elements").run(params={"n": n}, client=client, store=store_dir)
+    assert result.ok, result.errors
+    assert result["total"] == sum(x * x / 2 for x in range(n))  # element-wise and whole-map
+    squares = result["square"]
+    assert [s["x"] for s in squares] == list(range(n))  # in order
+    batched = [s for s in squares if s["dask_key"].startswith("batch-")]
+    assert len(batched) > n / 2  # most elements shared a Dask task
+    attempts = Store(store_dir).attempts(run=result.run_id)
+    elements = attempts[attempts["task_id"].str.startswith("square[")]
+    assert len(elements) == n and set(elements["status"]) == {"success"}
+    assert elements["started_at"].notna().all() and elements["output_hash"].notna().all()
+
+
+def test_one_failing_element_does_not_fail_its_batch(client, store_dir, load_dag):
+    result = load_dag("small_elements").run(
+        params={"n": 200, "bad": 150}, client=client, store=store_dir
+    )
+    failed = {task_id for task_id, state in result.states.items() if state == "failed"}
+    assert failed == {"square[150]", "square"}  # the element, and so its map node
+    assert "ValueError: 150 is bad" in result.errors["square[150]"]
+    upstream_failed = {t for t, s in result.states.items() if s == "upstream_failed"}
+    assert upstream_failed == {"halve[150]", "halve", "total"}
+    assert sum(s == "success" for s in result.states.values()) == 1 + 199 + 199
+
+
+@task(retries=1)
+def crash_on(x: int, victim: int) -> int:
+    if x == victim:
+        os.kill(os.getpid(), signal.SIGKILL)  # takes the whole batch's worker with it
+    return x
+
+
+def test_a_worker_killed_inside_a_batch_costs_its_siblings_no_retry(tmp_path):
+    """The batch's other elements are retried alone for free; the culprit uses its retry
+    (its second crash may take tasks queued on the same worker, as without batching)."""
+    with DAG("crash_in_batch") as dag:
+        crash_on.map(list(range(400)), victim=390)
+    result = dag.run(store=tmp_path / "store", n_workers=2)
+    assert result.states["crash_on[390]"].value == "failed"
+    others = {
+        t: s for t, s in result.states.items() if t.startswith("crash_on[") and t != "crash_on[390]"
+    }
+    assert set(s.value for s in others.values()) == {"success"}
+    attempts = Store(tmp_path / "store").attempts(run=result.run_id)
+    lost = attempts[attempts["status"] == "lost"]
+    assert "crash_on[390]" in set(lost["task_id"])
+    bystanders = lost[(lost["task_id"] != "crash_on[390]") & (lost["attempt"] == 1)]
+    assert len(bystanders) > 0
+    assert bystanders["exc_message"].str.contains("retried alone without using a retry").all()
+
+
+def test_batch_sizes_follow_observed_durations():
+    durations = Durations()
+    assert durations.batch_size("tiny", ready=1000, slots=2) == 1  # nothing seen yet
+    for _ in range(4):
+        durations.observe("tiny", 0.0001)
+        durations.observe("long", 0.5)
+    assert durations.batch_size("long", ready=1000, slots=2) == 1  # never batched
+    assert 1 < durations.batch_size("tiny", ready=1000, slots=2) <= 250
+    assert durations.batch_size("tiny", ready=8, slots=2) == 2  # every slot keeps work
+
+
+def test_picks_reach_into_nested_arguments_and_keep_container_types():
+    row = (Picked("A", 1), [Picked("A", 0), 5], {"k": (Picked("B", 2), "x")})
+    taken, picks = take_picks(row)
+    assert taken == ("A", ["A", 5], {"k": ("B", "x")})
+    values = {"A": (10, 11), "B": (20, 21, 22)}
+    shipped = (values["A"], [values["A"], 5], {"k": (values["B"], "x")})
+    assert apply_picks(shipped, picks) == (11, [10, 5], {"k": (22, "x")})
+    assert shipped[1][0] == (10, 11)  # the batch's values are not changed
+
+
+@pytest.mark.parametrize("n", [3])
+def test_a_few_elements_are_not_held_back(client, store_dir, load_dag, n):
+    result = load_dag("small_elements").run(params={"n": n}, client=client, store=store_dir)
+    assert result.ok and not any(s["dask_key"].startswith("batch-") for s in result["square"])
+    assert provtask.Store(store_dir).runs()["status"].iloc[0] == "success"
