@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-SMALL_TASK = 0.005  # s: elements whose code takes less than this on average are batched
-BATCH_WORK = 0.05  # s of work per batch at most
+SMALL_TASK = 0.02  # s: elements whose code takes less than this on average are batched
+BATCH_WORK = 0.1  # s of work per batch at most
 MAX_BATCH = 250  # attempts per batch at most
 OBSERVED = 4  # durations seen before a task name counts as small
 HOLD = 0.2  # s the other elements of a new task name wait for the first ones' durations
