@@ -14,7 +14,6 @@ from typing import Any, Literal
 from .errors import ResourceError
 from .resources import Resources, make_resources, parse_memory, parse_walltime
 
-FailureCause = Literal["oom", "timeout", "node_failure", "error"]
 ESCALATION_OPTIONS = {"on_oom": "oom", "on_timeout": "timeout", "on_node_failure": "node_failure"}
 FIELDS = ("memory", "walltime", "cpus_per_task", "partition")
 _EXAMPLES = {

@@ -6,22 +6,18 @@ from pathlib import Path
 
 import click
 
+from ..analysis.sacct import ACCOUNTING_COLUMNS
 from .common import echo_frame, friendly_errors, json_option, open_store, store_option
 
 RECORDED = ["job_id", "partition", "name", "state", "reason", "submitted_at", "ended_at", "error"]
+# The accounting columns shown in a terminal: all but the start and end times.
 ACCOUNTED = [
     "job_id",
     "partition",
     "name",
     "recorded_state",
     "workers",
-    "state",
-    "exit_code",
-    "signal",
-    "elapsed",
-    "max_rss",
-    "req_mem",
-    "node_list",
+    *(c for c in ACCOUNTING_COLUMNS if c not in ("start", "end")),
 ]
 
 

@@ -124,7 +124,7 @@ class BatchPool(Pool):
         self.noticed: list[JobEvent] = []  # job events seen between two calls of tend
 
     def tend(self, now: float) -> list[JobEvent]:
-        events, self.noticed = self.noticed + self._read_watch(), []
+        events = self._news()
         if self.broken is None:
             self._scale(now)
             if self.is_slurm and now >= self.next_squeue:
@@ -143,8 +143,7 @@ class BatchPool(Pool):
 
     def release(self, now: float) -> list[JobEvent]:
         """The run is over: its jobs are cancelled when the pool closes."""
-        events, self.noticed = self.noticed + self._read_watch(), []
-        return events + self._cancelled(now, "the run ended")
+        return self._news() + self._cancelled(now, "the run ended")
 
     def job_summary(self) -> str:
         alive = [job for job in self.jobs.values() if not job.ended]
@@ -193,6 +192,11 @@ class BatchPool(Pool):
         return events
 
     # -- watching jobs ----------------------------------------------------------------------
+    def _news(self) -> list[JobEvent]:
+        """Job events noticed since the last call: connections, submissions, refusals."""
+        events, self.noticed = self.noticed + self._read_watch(), []
+        return events
+
     def _read_watch(self) -> list[JobEvent]:
         events = []
         while self.watch.events:
