@@ -103,20 +103,24 @@ class RunRecorder:
             changes["started_at"], changes["ended_at"] = inst.started_at, inst.ended_at
         self.writer.update("tasks", {"run_id": self.run_id, "task_id": inst.task_id}, changes)
 
-    def task_submitted(self, inst: Instance, partition: str) -> None:
+    def task_submitted(
+        self, inst: Instance, partition: str, submitted_at: float | None = None
+    ) -> None:
         """The first attempt of a task goes out, with its inputs and cache key (see
-        ``Cache.take_hits``)."""
+        ``Cache.take_hits``). ``submitted_at``: when it was ready, if earlier than now (a
+        fused chain's member, ready when its upstream ended on the worker)."""
+        now = time.time() if submitted_at is None else submitted_at
         self.writer.update(
             "tasks",
             {"run_id": self.run_id, "task_id": inst.task_id},
             {
                 "state": TaskState.RUNNING.value,
                 **self._keyed(inst),
-                "ready_at": time.time(),
+                "ready_at": now,
                 "attempts": inst.attempt,
             },
         )
-        self._insert_attempt(inst, partition)
+        self._insert_attempt(inst, partition, now)
 
     def task_cached(self, inst: Instance, source: Source) -> None:
         """The task reuses the output of an earlier successful attempt and does not run."""
@@ -151,8 +155,7 @@ class RunRecorder:
         )
         self._insert_attempt(inst, partition)
 
-    def _insert_attempt(self, inst: Instance, partition: str) -> None:
-        now = time.time()
+    def _insert_attempt(self, inst: Instance, partition: str, now: float | None = None) -> None:
         self.writer.insert(
             "attempts",
             {
@@ -163,7 +166,7 @@ class RunRecorder:
                 "status": AttemptStatus.RUNNING.value,
                 "partition": partition,
                 "resources": inst.task.resources_json,
-                "submitted_at": now,
+                "submitted_at": time.time() if now is None else now,
             },
         )
 
