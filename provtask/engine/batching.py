@@ -118,14 +118,15 @@ class Picked:
     index: int
 
 
-def take_picks(row: tuple) -> tuple[tuple, tuple[tuple[Path, int], ...]]:
-    """``row`` with each :class:`Picked` replaced by its batch future, and where they were."""
+def take_picks(row: tuple, marker: type = Picked) -> tuple[tuple, tuple[tuple[Path, int], ...]]:
+    """``row`` with each ``marker`` (a :class:`Picked`, or a chain's ``Hop``) replaced by its
+    future (None for a hop), and where they were with the index each reads."""
     picks: list[tuple[Path, int]] = []
 
     def walk(value: Any, path: Path) -> Any:
-        if isinstance(value, Picked):
+        if isinstance(value, marker):
             picks.append((path, value.index))
-            return value.future
+            return getattr(value, "future", None)
         if isinstance(value, list | tuple):
             items = [walk(item, (*path, i)) for i, item in enumerate(value)]
             return items if isinstance(value, list) else tuple(items)
@@ -137,8 +138,11 @@ def take_picks(row: tuple) -> tuple[tuple, tuple[tuple[Path, int], ...]]:
     return taken, tuple(picks)
 
 
-def apply_picks(arguments: tuple, picks: tuple[tuple[Path, int], ...]) -> tuple:
-    """On the worker: each batch's tuple of values replaced by the element a task reads.
+def apply_picks(
+    arguments: tuple, picks: tuple[tuple[Path, int], ...], source: tuple | list | None = None
+) -> tuple:
+    """On the worker: each batch's tuple of values replaced by the element a task reads
+    (with ``source``: each place replaced by ``source[index]``, a chain's earlier values).
 
     Containers on the way are copied once (the batch's values are shared with other tasks
     of the worker) and keep their type."""
@@ -156,7 +160,7 @@ def apply_picks(arguments: tuple, picks: tuple[tuple[Path, int], ...]) -> tuple:
                 container[step] = child
                 copied.add(id(child))
             container = child
-        container[path[-1]] = container[path[-1]][index]
+        container[path[-1]] = (container[path[-1]] if source is None else source)[index]
     for container, key in reversed(tuples):  # innermost first
         container[key] = tuple(container[key])
     return tuple(root)

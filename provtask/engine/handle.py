@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..dag import Ref
 from ..errors import RunFailed, RunInterrupted
 from ..states import RunStatus, TaskState
 from ..store import Store
@@ -35,14 +36,15 @@ class RunResult:
     def ok(self) -> bool:
         return self.status is RunStatus.SUCCESS
 
-    def __getitem__(self, task_id: str) -> Any:
-        return self.value(task_id)
+    def __getitem__(self, task: str | Ref) -> Any:
+        return self.value(task)
 
-    def value(self, task_id: str) -> Any:
-        """The output of a task (a list for a ``.map``), read and hash-checked from the store."""
+    def value(self, task: str | Ref) -> Any:
+        """The output of a task (a list for a ``.map``), read and hash-checked from the store;
+        ``task`` is its id or the reference its call returned."""
         store = Store(self.store_path, create=False)
         try:
-            return store.output(self.run_id, task_id)
+            return store.output(self.run_id, task.node_id if isinstance(task, Ref) else task)
         finally:
             store.close()
 

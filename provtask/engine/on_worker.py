@@ -261,3 +261,26 @@ def execute_batch(batch_key: str, calls: tuple[AttemptCall, ...], rows: tuple[tu
     reports = _RUNS[calls[0].run_id].reports
     reports[batch_key] = [reports.pop(call.key) for call in calls]
     return values
+
+
+def execute_chain(
+    segment_key: str,
+    calls: tuple[AttemptCall, ...],
+    rows: tuple[tuple, ...],
+    hops: tuple[tuple, ...],
+) -> Any:
+    """Run a fused chain: each attempt gets the earlier ones' values where ``hops`` says
+    (see .chains). Stops at the first failure. Returns the last value, or ``FAILED``."""
+    values: list[Any] = []
+    reports = _RUNS[calls[0].run_id].reports
+    done: list[dict[str, Any]] = []
+    for call, row, places in zip(calls, rows, hops, strict=True):
+        if places:
+            row = apply_picks(row, places, source=values)
+        value = execute_attempt(call, *row)
+        done.append(reports.pop(call.key))
+        if value is FAILED:
+            break
+        values.append(value)
+    reports[segment_key] = done
+    return values[-1] if len(values) == len(calls) else FAILED

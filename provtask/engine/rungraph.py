@@ -47,6 +47,7 @@ class Instance:
     free_attempts: int = 0  # attempts lost with a batch through no fault of their own
     future: Any = None
     batch_index: int | None = None  # the future is a batch's: this attempt's place in it
+    chain: Any = None  # the fused chain (a .chains.Segment) this task runs in, if any
     key: str | None = None
     output_hash: str | None = None
     n_items: int | None = None

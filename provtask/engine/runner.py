@@ -32,9 +32,10 @@ from ..states import AttemptStatus, RunStatus, TaskState
 from ..tasks import TaskDef
 from .batching import Durations, Picked, Probing, take_picks
 from .cache import Cache, CachePolicy, load_on_worker
+from .chains import Chains, Hop, Segment, rider_key
 from .failures import Escalator, LostWorkers, reported_cause
 from .on_scheduler import WorkerDeparturePlugin
-from .on_worker import AttemptCall, RunPlugin, execute_attempt, execute_batch
+from .on_worker import AttemptCall, RunPlugin, execute_attempt, execute_batch, execute_chain
 from .pools import Pool, Pools
 from .progress import Progress
 from .recorder import RunRecorder
@@ -103,6 +104,7 @@ class Engine:
         self.threads: dict[str, tuple[Pool, int]] = {}  # worker address: its pool, threads
         self.durations = Durations()
         self.probing = Probing(self.durations)
+        self.chains = Chains(self.durations)
         self.batches = 0  # batches submitted so far: arguments may then hold batch picks
         self.retry: list[Instance] = []
         self.counts: Counter[TaskState] = Counter()
@@ -265,7 +267,10 @@ class Engine:
     def _submit(self, batch: list[Instance]) -> None:
         # One client.map per pool, number of arguments and worker resources; its columns
         # are the arguments. Tasks whose output is in the store become cached instead.
+        riders = [inst for inst in batch if inst.chain is not None]
         batch = self.cache.take_hits(batch)
+        if riders:
+            batch = self._board(riders, batch)
         slots = sum(n for _, n in self.threads.values())
         batch = self.probing.admit(batch, slots, time.monotonic())
         self.store_is_current = False
@@ -314,9 +319,35 @@ class Engine:
             if calls:
                 self._send(pool, calls, rows)
 
+    def _board(self, riders: list[Instance], ready: list[Instance]) -> list[Instance]:
+        """Riders of fused chains that are ready take their place in flight (see .chains);
+        returns the other ready tasks. A rider found cached leaves its chain."""
+        running = {id(inst) for inst in ready}
+        for inst in riders:
+            if id(inst) not in running:  # cached, or its cache_key function failed
+                self.chains.cut(inst, keep=False)
+        others = []
+        for inst in ready:
+            if inst.chain is None or inst.attempt:
+                others.append(inst)
+                continue
+            segment = inst.chain
+            key, report = self.chains.board(inst)
+            upstream = segment.members[segment.positions[inst.seq] - 1]
+            inst.attempt, inst.key, inst.batch_index = 1, key, None
+            self.recorder.task_submitted(inst, segment.pool.name, upstream.ended_at)
+            self.graph.set_state(inst, TaskState.RUNNING)
+            self.in_flight[key] = (inst, 1, segment.pool)
+            segment.pool.demand += segment.pool.job_share(inst.task)
+            inst.future = segment.future
+            if report is not None:
+                self._on_report(report)
+        return others
+
     def _send(self, pool: Pool, calls: list[AttemptCall], rows: list[tuple]) -> None:
         """Submit attempts of one pool, arity and resources: small map elements in batches
-        (see .batching), the others one Dask task each."""
+        (see .batching), heads of chains of small tasks with their chain (see .chains), the
+        others one Dask task each."""
         alone: list[int] = []
         batchable: dict[str, list[int]] = {}
         for i, call in enumerate(calls):
@@ -324,6 +355,8 @@ class Engine:
             inst.batch_index = None
             if _may_batch(inst, call, pool):
                 batchable.setdefault(inst.task.name, []).append(i)
+            elif _may_chain(inst, call, pool) and self._send_chain(pool, call, rows[i]):
+                continue
             else:
                 alone.append(i)
         slots = sum(n for p, n in self.threads.values() if p is pool)
@@ -359,6 +392,48 @@ class Engine:
         for index, call in enumerate(calls):
             inst = self.in_flight[call.key][0]
             inst.future, inst.batch_index = future, index
+
+    def _send_chain(self, pool: Pool, head_call: AttemptCall, head_row: tuple) -> bool:
+        """Send a task with the small tasks that follow it in a chain, as one Dask task;
+        False if nothing can follow it."""
+        head = self.in_flight[head_call.key][0]
+        riders = self.chains.riders_after(
+            head, lambda inst: self.pools.pool_for(inst.task) is pool and _chainable(inst, pool)
+        )
+        if not riders:
+            return False
+        segment = Segment(
+            [head, *riders],
+            key=f"chain-{head.task.name}-{self.run_id}-{head.seq}.{head.attempt}",
+            pool=pool,
+        )
+
+        def load(upstream: Instance) -> Any:
+            index = segment.positions.get(upstream.seq)
+            return Hop(index) if index is not None else self._input_future(upstream, pool)
+
+        calls, rows, hops = [head_call], [head_row], [()]
+        for rider in riders:
+            arguments = self.graph.resolve((*rider.args, *rider.kwargs.values()), load)
+            arguments, places = take_picks(arguments, Hop)
+            batch_picks: tuple = ()
+            if self.batches:
+                arguments, batch_picks = take_picks(arguments)
+            function = self.functions[self._callable(rider.task)]
+            key = rider_key(rider, segment)
+            calls.append(
+                AttemptCall(
+                    self.run_id, function, key, rider.picks, tuple(rider.kwargs), False, batch_picks
+                )
+            )
+            rows.append(arguments)
+            hops.append(places)
+        segment.future = pool.client.submit(
+            execute_chain, segment.key, calls, rows, hops, key=segment.key, pure=False
+        )
+        self.chains.start(segment)
+        head.future = segment.future
+        return True
 
     def _callable(self, task: TaskDef) -> Callable:
         """What workers run for a task: its function, or the launch of an MPI task."""
@@ -430,7 +505,10 @@ class Engine:
     # -- outcomes ---------------------------------------------------------------------------
     def _on_report(self, report: dict[str, Any]) -> None:
         if report["key"] not in self.in_flight:
-            return  # a duplicate report: Dask reran a task whose worker died after it finished
+            # A chain's rider whose upstream's report is being processed; otherwise a
+            # duplicate: Dask reran a task whose worker died after it finished.
+            self.chains.hold(report)
+            return
         inst, attempt = self._forget(report["key"])
         self.recorder.attempt_finished(inst, attempt, report)
         inst.started_at, inst.ended_at = report["started"], report["ended"]
@@ -438,8 +516,14 @@ class Engine:
             self.durations.observe(inst.task.name, report["function_ended"] - report["started"])
             inst.output_hash = report["artifact"]["hash"]
             inst.n_items = report.get("n_items")
+            if inst.chain is not None:  # only the chain's last value is in worker memory
+                if inst.chain.is_last(inst):
+                    inst.chain.future = None
+                else:
+                    inst.future = None
             self.graph.succeed(inst)
         else:
+            self.chains.cut(inst, keep=False)
             report["failure_cause"] = reported_cause(report)
             error = f"{report['exc_type']}: {report['exc_message']}"
             self._attempt_failed(inst, error, report["failure_cause"])
@@ -528,9 +612,11 @@ class Engine:
         message = f"{what}: {exc}" if exc else what
         if why:
             message = f"{why}; {message}"
-        if inst.batch_index is not None:  # lost with its batch: it may not be the culprit
+        if inst.batch_index is not None or inst.chain is not None:  # maybe not the culprit
+            what = "a batch" if inst.batch_index is not None else "a fused chain"
+            self.chains.cut(inst, keep=False)
             inst.free_attempts += 1
-            message += "; it was in a batch, so it is retried alone without using a retry"
+            message += f"; it was in {what}, so it is retried alone without using a retry"
         self.recorder.attempt_ended_without_report(
             inst, AttemptStatus.LOST, exc_type, message, cause
         )
@@ -556,6 +642,19 @@ def _may_batch(inst: Instance, call: AttemptCall, pool: Pool) -> bool:
         and inst.attempt == 1
         and inst.task.kind == "python"
         and not call.announce
+        and pool.task_resources(inst.task) is None
+    )
+
+
+def _may_chain(inst: Instance, call: AttemptCall, pool: Pool) -> bool:
+    """Python tasks without walltime or worker resources may head a fused chain."""
+    return not call.announce and _chainable(inst, pool)
+
+
+def _chainable(inst: Instance, pool: Pool) -> bool:
+    return (
+        inst.task.kind == "python"
+        and inst.task.resources.walltime is None
         and pool.task_resources(inst.task) is None
     )
 
