@@ -89,17 +89,7 @@ class ArtifactFiles:
         target = self.root / relative
         if target.exists() and target.stat().st_size == len(data):
             return relative
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(target, data)
         return relative
 
     def read(self, relative: str) -> bytes:
@@ -112,6 +102,22 @@ class ArtifactFiles:
             return path.read_bytes()
         except FileNotFoundError:
             raise NotFoundError(f"artifact file {path} is missing from the store") from None
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write a private file whole or not at all: a temporary file beside it, flushed to disk
+    (fsync), renamed into place. Missing folders are created with mode 0700."""
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def make_artifact(value: Any, files: ArtifactFiles) -> ArtifactMeta:

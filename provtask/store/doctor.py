@@ -20,6 +20,7 @@ from ..states import AttemptStatus, RunStatus, TaskState
 from .artifacts import ArtifactFiles, digest
 from .connection import BUSY_TIMEOUT_MS, database_path
 from .schema import SCHEMA_VERSION
+from .snapshot import bump_revisions
 from .store import STALE_AFTER, is_stale
 
 _TABLES = ("runs", "tasks", "attempts", "workers", "edges", "artifacts")
@@ -284,6 +285,7 @@ def _end_run(conn: sqlite3.Connection, root: Path, run_id: str) -> None:
         "UPDATE tasks SET state = ? WHERE run_id = ? AND state IN (?, ?)",
         (TaskState.CANCELLED.value, run_id, TaskState.PENDING.value, TaskState.RUNNING.value),
     )
+    bump_revisions(conn, [run_id])
     conn.execute(
         "UPDATE runs SET status = ?, error = ?, ended_at = heartbeat_at "
         "WHERE run_id = ? AND status = ?",

@@ -206,6 +206,28 @@ def _v7_failure_cause(db: sqlite_utils.Database) -> None:
     db["attempts"].add_column("failure_cause", str)
 
 
+def _v8_snapshots(db: sqlite_utils.Database) -> None:
+    # Parquet snapshots of finished runs' tasks and attempts (see snapshot.py): each write to
+    # a run's tasks or attempts bumps the run's revision, and a snapshot is only read while
+    # its revision and row count are the run's. No query looks attempts up by output hash, and
+    # keeping that index of random keys up to date cost every attempt insert.
+    db["revisions"].create({"run_id": str, "revision": int}, pk="run_id")
+    db["snapshots"].create(
+        {
+            "run_id": str,
+            "table_name": str,
+            "path": str,
+            "revision": int,
+            "rows": int,
+            "digest": str,
+            "format": str,
+            "created_at": float,
+        },
+        pk=("run_id", "table_name"),
+    )
+    db.execute("DROP INDEX IF EXISTS idx_attempts_output_hash")
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_function_end,
@@ -214,6 +236,7 @@ MIGRATIONS: list[Migration] = [
     _v5_caching,
     _v6_mpi,
     _v7_failure_cause,
+    _v8_snapshots,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

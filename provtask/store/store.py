@@ -20,6 +20,7 @@ from ..states import AttemptStatus, RunStatus, TaskState
 from .artifacts import ArtifactFiles, check_hash, load_verified
 from .connection import connect, database_path
 from .schema import migrate
+from .snapshot import read_through
 from .writer import StoreWriter
 
 if TYPE_CHECKING:
@@ -149,12 +150,21 @@ class Store:
     def tasks(
         self, run: str, state: str | list[str] | None = None, name: str | None = None
     ) -> pd.DataFrame:
-        """The tasks of a run (map elements included), in the order they became known."""
+        """The tasks of a run (map elements included), in the order they became known.
+
+        A finished run's whole table is read from its Parquet snapshot while that is current
+        (see ``snapshot.py``); the frame is the same either way."""
         run_id = self.resolve_run(run)
         where, params = _where({"run_id": run_id, "state": state, "name": name})
-        frame = self._frame(f"SELECT * FROM tasks {where} ORDER BY rowid", params)
-        frame["duration"] = frame["ended_at"] - frame["started_at"]
-        return _categorical(frame, "state", [s.value for s in TaskState])
+
+        def query() -> pd.DataFrame:
+            frame = self._frame(f"SELECT * FROM tasks {where} ORDER BY rowid", params)
+            frame["duration"] = frame["ended_at"] - frame["started_at"]
+            return _categorical(frame, "state", [s.value for s in TaskState])
+
+        if state is None and name is None:
+            return read_through(self.conn, self.root, run_id, "tasks", query)
+        return query()
 
     def attempts(
         self,
@@ -162,13 +172,20 @@ class Store:
         task: str | None = None,
         status: str | list[str] | None = None,
     ) -> pd.DataFrame:
-        """Attempts (one row per try), optionally filtered by run, task id and status."""
+        """Attempts (one row per try), optionally filtered by run, task id and status; a
+        finished run's attempts come from its snapshot, as in :meth:`tasks`."""
         run_id = self.resolve_run(run) if run is not None else None
         where, params = _where({"run_id": run_id, "task_id": task, "status": status})
-        frame = self._frame(f"SELECT * FROM attempts {where} ORDER BY rowid", params)
-        frame["duration"] = frame["ended_at"] - frame["started_at"]
-        frame["queue_wait"] = frame["started_at"] - frame["submitted_at"]
-        return _categorical(frame, "status", [s.value for s in AttemptStatus])
+
+        def query() -> pd.DataFrame:
+            frame = self._frame(f"SELECT * FROM attempts {where} ORDER BY rowid", params)
+            frame["duration"] = frame["ended_at"] - frame["started_at"]
+            frame["queue_wait"] = frame["started_at"] - frame["submitted_at"]
+            return _categorical(frame, "status", [s.value for s in AttemptStatus])
+
+        if run_id is not None and task is None and status is None:
+            return read_through(self.conn, self.root, run_id, "attempts", query)
+        return query()
 
     def workers(self, run: str) -> pd.DataFrame:
         """Workers that served a run, with connect / disconnect times."""
@@ -241,8 +258,9 @@ class Store:
                 f"'provtask doctor --store {self.root}'"
             ) from exc
         for column in _TIME_COLUMNS:
-            if column in frame:
-                frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+            if column in frame:  # nanoseconds even when all are NULL (pandas would pick seconds)
+                times = pd.to_datetime(frame[column], unit="s", utc=True)
+                frame[column] = times.astype("datetime64[ns, UTC]")
         return frame
 
 

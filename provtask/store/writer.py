@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from ..errors import StoreError
+from .snapshot import SNAPSHOT_TABLES, bump_revisions
 
 _FLUSH = object()
 _STOP = object()
@@ -123,11 +124,13 @@ class StoreWriter:
                 waiter.set()
 
     def _apply(self, batch: list[list]) -> None:
-        statements = self._statements(batch)  # before the write lock: readers wait less
         try:
+            statements = self._statements(batch)  # before the write lock: readers wait less
+            runs = _changed_runs(batch)
             self._conn.execute("BEGIN IMMEDIATE")
             for sql, rows in statements:
                 self._conn.executemany(sql, rows)
+            bump_revisions(self._conn, runs)
             self._conn.execute("COMMIT")
         except BaseException as exc:
             self._error = exc
@@ -202,6 +205,15 @@ class StoreWriter:
             info = self._conn.execute(f'PRAGMA table_info("{table}")').fetchall()
             self._keys[table] = tuple(row[1] for row in sorted(info, key=lambda r: r[5]) if row[5])
         return self._keys[table]
+
+
+def _changed_runs(batch: list[list]) -> set[str]:
+    """The runs whose tasks or attempts the batch writes (their snapshots become stale)."""
+    return {
+        (data if where is None else where)["run_id"]
+        for _, table, data, where in batch
+        if table in SNAPSHOT_TABLES
+    }
 
 
 def _insert_sql(verb: str, table: str, columns: tuple[str, ...]) -> str:
