@@ -25,6 +25,7 @@ from ..states import RunStatus
 from ..store import Store
 from .cache import CachePolicy, check_cacheable
 from .handle import RunHandle, RunResult
+from .heap import frozen_heap
 from .pools import Pool, Pools, local_pool
 from .progress_bar import show_progress
 from .recorder import RunRecorder
@@ -156,7 +157,14 @@ def run(dag: DAG, *, progress: bool = False, **options: Any) -> RunResult:
     return handle.result()
 
 
-def _execute(
+def _execute(*arguments: Any) -> None:
+    """The run's thread (see :func:`_run_engine`), with the garbage collector kept from
+    pausing it over objects older than the run."""
+    with frozen_heap():
+        _run_engine(*arguments)
+
+
+def _run_engine(
     handle: RunHandle,
     dag: DAG,
     params: dict[str, Any],

@@ -21,7 +21,7 @@ from typing import Any
 SMALL_TASK = 0.02  # s: elements whose code takes less than this on average are batched
 BATCH_WORK = 0.1  # s of work per batch at most
 MAX_BATCH = 250  # attempts per batch at most
-OBSERVED = 4  # durations seen before a task name counts as small
+OBSERVED = 2  # durations seen before a task name counts as small
 HOLD = 0.2  # s the other elements of a new task name wait for the first ones' durations
 _WEIGHT = 0.2  # of a new duration in the running mean
 
@@ -81,7 +81,7 @@ class Probing:
                 continue
             if name not in self.deadline:
                 self.deadline[name] = now + HOLD
-                self.probes[name] = max(OBSERVED, slots)
+                self.probes[name] = max(OBSERVED, 2 * slots)
             if self.probes[name] > 0:
                 self.probes[name] -= 1
                 admitted.append(inst)

@@ -120,7 +120,7 @@ class Cache:
         lookups: list[Instance] = []
         to_run: list[Instance] = []
         for inst in batch:
-            if inst.attempt > 0:
+            if inst.attempt > 0 or inst.cache is not None:  # a retry, or held back after keying
                 to_run.append(inst)
                 continue
             inst.inputs, inst.input_hash = self.graph.describe_inputs(inst)

@@ -360,14 +360,15 @@ class Engine:
             else:
                 alone.append(i)
         slots = sum(n for p, n in self.threads.values() if p is pool)
+        chunks: list[list[int]] = []
         for name, positions in batchable.items():
             size = self.durations.batch_size(name, len(positions), slots)
             if size == 1:
                 alone += positions
                 continue
-            for start in range(0, len(positions), size):
-                chunk = positions[start : start + size]
-                self._send_batch(pool, [(calls[i], rows[i]) for i in chunk])
+            chunks += [positions[start : start + size] for start in range(0, len(positions), size)]
+        if chunks:
+            self._send_batches(pool, chunks, calls, rows)
         if not alone:
             return
         keys = [calls[i].key for i in alone]
@@ -383,15 +384,28 @@ class Engine:
         for key, future in zip(keys, futures, strict=True):
             self.in_flight[key][0].future = future
 
-    def _send_batch(self, pool: Pool, attempts: list[tuple[AttemptCall, tuple]]) -> None:
-        first = self.in_flight[attempts[0][0].key][0]
-        key = f"batch-{first.task.name}-{self.run_id}-{first.seq}.{len(attempts)}"
-        calls, rows = zip(*attempts, strict=True)
-        future = pool.client.submit(execute_batch, key, calls, rows, key=key, pure=False)
-        self.batches += 1
-        for index, call in enumerate(calls):
-            inst = self.in_flight[call.key][0]
-            inst.future, inst.batch_index = future, index
+    def _send_batches(
+        self, pool: Pool, chunks: list[list[int]], calls: list[AttemptCall], rows: list[tuple]
+    ) -> None:
+        """One Dask task per chunk of attempts (positions in ``calls`` and ``rows``), all
+        submitted in one ``client.map``."""
+        keys = []
+        for chunk in chunks:
+            first = self.in_flight[calls[chunk[0]].key][0]
+            keys.append(f"batch-{first.task.name}-{self.run_id}-{first.seq}.{len(chunk)}")
+        futures = pool.client.map(
+            execute_batch,
+            keys,
+            [tuple(calls[i] for i in chunk) for chunk in chunks],
+            [tuple(rows[i] for i in chunk) for chunk in chunks],
+            key=keys,
+            pure=False,
+        )
+        self.batches += len(chunks)
+        for chunk, future in zip(chunks, futures, strict=True):
+            for index, position in enumerate(chunk):
+                inst = self.in_flight[calls[position].key][0]
+                inst.future, inst.batch_index = future, index
 
     def _send_chain(self, pool: Pool, head_call: AttemptCall, head_row: tuple) -> bool:
         """Send a task with the small tasks that follow it in a chain, as one Dask task;
