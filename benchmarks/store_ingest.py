@@ -1,158 +1,143 @@
-"""Store ingest: attempt rows per second through the run's StoreWriter, as a run writes them.
+"""Store ingest: attempts per second through the run's recorder and StoreWriter, until committed.
 
     python -m benchmarks.store_ingest [--attempts 100000] [--rounds 5] [--quick] [--json]
 
-Each round opens a fresh store and queues, per attempt, what the engine's recorder queues for
-a task that runs once: the task's row, its "submitted" update (inputs, cache key), the
-attempt's row, the worker's report (the attempt's ~20 finished columns) and the task's final
-state; then waits until all of it is committed. Two orders:
+Each round opens a fresh store and records a run of one-attempt map elements through the
+engine's ``RunRecorder``, with the calls the engine makes for each: the task known
+(``add_tasks``), its first attempt submitted (``task_submitted``: inputs, cache key, the
+attempt's row), the worker's report (``attempt_finished``: the output's artifact row and the
+attempt's ~20 finished columns) and the task's final state (``task_state``); then waits until all
+of it is committed. The instances and the workers' reports are made before the clock starts (the
+engine and the workers make them). Two orders:
 
-- short tasks: each task's report follows its submission, so the writer merges the five
-  operations into two inserts (what happens to tasks that end within one commit window);
-- all in flight: every submission is queued before the first report, so the reports reach
-  the database as UPDATE statements (a run with many long tasks in flight).
+- short tasks: each report follows its submission (tasks that end within one commit window);
+- all in flight: every submission comes before the first report (many long tasks in flight).
 
-Prints attempts per second (end to end, until committed) and µs per queued operation on the
-caller's side (what the engine's thread pays).
+Prints attempts per second (end to end, until committed) and µs per attempt on the caller's side
+(what the engine's thread pays to record an attempt).
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from provtask import Store
-from provtask.store.writer import StoreWriter
+from provtask import Store, task
+from provtask.engine.recorder import RunRecorder
+from provtask.engine.rungraph import Instance
+from provtask.states import TaskState
 
 from .common import Figures, parser, report, rounds_of
 
-RUN = "20260101-000000-bench0"
-RESOURCES = json.dumps({"cpus_per_task": 1, "memory": None, "partition": None, "retries": 0})
+RUN = "20260101-000000-0b0b0b"
 
 
-def queue_run(writer: StoreWriter, n: int, in_flight: bool) -> int:
-    """Queue the rows of a run of ``n`` one-attempt tasks; returns the operations queued.
+@task
+def simulate(i: int) -> int:
+    return i
 
-    ``in_flight``: every task is submitted before the first report arrives; else each task
-    reports right after its submission (short tasks, in one commit window)."""
+
+def instances(n: int) -> list[tuple[Instance, dict[str, Any]]]:
+    """The elements of one map as the engine has them when submitting, with their reports."""
+    node = Instance(seq=0, task_id="simulate", task=simulate, kind="map", args=(), kwargs={})
     now = time.time()
-    writer.insert("runs", {"run_id": RUN, "dag_name": "bench", "status": "running"})
-    if in_flight:
-        for i in range(n):
-            queue_submission(writer, i, now)
-        for i in range(n):
-            queue_report(writer, i, now)
-    else:
-        for i in range(n):
-            queue_submission(writer, i, now)
-            queue_report(writer, i, now)
-    return 1 + 5 * n
-
-
-def queue_submission(writer: StoreWriter, i: int, now: float) -> None:
-    """What the recorder queues when task ``i`` is known and then submitted."""
-    task_id = f"simulate[{i}]"
-    writer.insert(
-        "tasks",
-        {
-            "run_id": RUN,
-            "task_id": task_id,
-            "name": "simulate",
-            "function": "bench:simulate",
-            "kind": "element",
-            "parent": "simulate",
-            "code_hash": "c" * 64,
-            "partition": None,
-            "resources": RESOURCES,
-            "cache_version": None,
-            "state": "pending",
-            "attempts": 0,
-        },
-    )
-    writer.update(
-        "tasks",
-        {"run_id": RUN, "task_id": task_id},
-        {
-            "state": "running",
-            "inputs": json.dumps([{"name": "i", "value": i}]),
-            "input_hash": f"{i:064x}",
-            "cache_key": f"{i:064x}",
-            "cache": "miss",
-            "cache_note": None,
-            "ready_at": now,
-            "attempts": 1,
-        },
-    )
-    writer.insert(
-        "attempts",
-        {
-            "run_id": RUN,
-            "task_id": task_id,
-            "attempt": 1,
-            "key": f"simulate-{i}-1",
-            "status": "running",
-            "partition": "default",
-            "resources": RESOURCES,
-            "submitted_at": now,
-        },
-    )
-
-
-def queue_report(writer: StoreWriter, i: int, now: float) -> None:
-    """What the recorder queues when the worker's report of task ``i`` arrives."""
-    task_id = f"simulate[{i}]"
-    writer.update(
-        "attempts",
-        {"run_id": RUN, "task_id": task_id, "attempt": 1},
-        {
+    made = []
+    for i in range(n):
+        inst = Instance(
+            seq=i + 1,
+            task_id=f"simulate[{i}]",
+            task=simulate,
+            kind="element",
+            args=(i,),
+            kwargs={},
+            parent=node,
+        )
+        inst.inputs = [{"name": "i", "hash": f"{i:064x}", "repr": str(i)}]
+        inst.input_hash = f"{i + 1:064x}"
+        inst.cache_key = f"{i + 2:064x}"
+        inst.cache = "miss"
+        data = i.to_bytes(8, "little")
+        artifact = {
+            "hash": f"{i + 3:064x}",
+            "size": len(data),
+            "serializer": "pickle",
+            "type": "builtins.int",
+            "preview": str(i),
+            "path": None,
+            "data": data,
+        }
+        worker_report = {
+            "op": "attempt",
+            "key": f"simulate-{RUN}-{i + 1}.1",
+            "started": now + 0.001,
+            "stdout": None,
+            "stderr": None,
+            "function_ended": now + 0.0015,
             "status": "success",
-            "started_at": now + 0.001,
-            "ended_at": now + 0.002,
-            "function_ended_at": now + 0.0015,
+            "artifact": artifact,
+            "n_items": None,
+            "ended": now + 0.002,
+            "cpu_time": 0.0009,
+            "peak_rss": 123_456_789,
             "worker": "tcp://127.0.0.1:40001",
             "hostname": "node-1",
             "pid": 4242,
             "node": "node-1",
             "batch_job_id": None,
-            "cpu_time": 0.0009,
-            "peak_rss": 123_456_789,
-            "exc_type": None,
-            "exc_message": None,
-            "traceback": None,
-            "stdout": None,
-            "stderr": None,
-            "output_hash": f"{i:064x}",
-            "n_items": None,
-            "failure_cause": None,
-        },
-    )
-    writer.update(
-        "tasks",
-        {"run_id": RUN, "task_id": task_id},
-        {
-            "state": "success",
-            "output_hash": f"{i:064x}",
-            "started_at": now + 0.001,
-            "ended_at": now + 0.002,
-        },
-    )
+        }
+        made.append((inst, worker_report))
+    return made
+
+
+def submit(recorder: RunRecorder, inst: Instance) -> None:
+    """What the engine records when a task's first attempt goes out."""
+    inst.attempt = 1
+    inst.key = f"simulate-{RUN}-{inst.seq}.1"
+    recorder.task_submitted(inst, "local")
+    inst.state = TaskState.RUNNING
+
+
+def finish(recorder: RunRecorder, inst: Instance, worker_report: dict[str, Any]) -> None:
+    """What the engine records when the worker's report of a successful attempt arrives."""
+    recorder.attempt_finished(inst, 1, worker_report)
+    inst.started_at, inst.ended_at = worker_report["started"], worker_report["ended"]
+    inst.output_hash = worker_report["artifact"]["hash"]
+    inst.state = TaskState.SUCCESS
+    recorder.task_state(inst)
+
+
+def record_run(recorder: RunRecorder, made: list[tuple[Instance, dict]], in_flight: bool) -> None:
+    """Record a run of the instances: ``in_flight``: all submitted before the first report."""
+    recorder.start_run({"dag_name": "bench", "params": {}, "started_at": time.time()})
+    recorder.add_tasks([inst for inst, _ in made])
+    if in_flight:
+        for inst, _ in made:
+            submit(recorder, inst)
+        for inst, worker_report in made:
+            finish(recorder, inst, worker_report)
+    else:
+        for inst, worker_report in made:
+            submit(recorder, inst)
+            finish(recorder, inst, worker_report)
 
 
 def one_round(folder: Path, n: int, in_flight: bool) -> tuple[float, float]:
-    """Attempts per second until committed, and µs per queued operation."""
+    """Attempts per second until committed, and µs per attempt on the caller's side."""
+    made = instances(n)
+    assert simulate.code_hash  # computed once per process, before the clock starts
     store = Store(folder)
     writer = store.writer()
     start = time.perf_counter()
-    operations = queue_run(writer, n, in_flight)
+    record_run(RunRecorder(writer, RUN), made, in_flight)
     queued = time.perf_counter() - start
     writer.close()
     elapsed = time.perf_counter() - start
     rows = store.conn.execute("SELECT count(*) FROM attempts WHERE status = 'success'").fetchone()
     assert rows[0] == n, rows
     store.close()
-    return n / elapsed, queued / operations * 1e6
+    return n / elapsed, queued / n * 1e6
 
 
 def main() -> None:
@@ -161,17 +146,18 @@ def main() -> None:
     args = options.parse_args()
     n = 20_000 if args.quick else args.attempts
     figures: Figures = {"attempts/s, short tasks": [], "attempts/s, all in flight": []}
-    queue_costs = []
+    caller = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_no in range(rounds_of(args)):
             for in_flight, name in zip((False, True), figures, strict=True):
                 folder = Path(tmp) / f"store-{round_no}-{in_flight}"
-                rate, queue_cost = one_round(folder, n, in_flight)
+                rate, cost = one_round(folder, n, in_flight)
                 figures[name].append(rate)
-                queue_costs.append(queue_cost)
-    figures["µs per queued operation"] = queue_costs
-    title = f"store ingest: {n} attempts (5 row operations each) through StoreWriter"
-    report(title, figures, {}, args.json)
+                caller.append(cost)
+    figures["µs per attempt, caller's side"] = caller
+    report(
+        f"store ingest: {n} attempts through RunRecorder and StoreWriter", figures, {}, args.json
+    )
 
 
 if __name__ == "__main__":

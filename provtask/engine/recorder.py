@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from ..store.cache_lookup import Source
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, default=repr, sort_keys=True)
+# One encoder for every row: json.dumps with options builds a new one per call.
+_json = json.JSONEncoder(default=repr, sort_keys=True).encode
 
 
 class RunRecorder:

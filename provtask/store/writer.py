@@ -4,7 +4,9 @@ The engine queues inserts and updates without waiting; a background thread appli
 one transaction per batch (every ``interval`` seconds or ``max_batch`` operations), so the
 hot path never waits on a commit. Within a batch, updates of a row inserted or updated
 earlier in the same batch are merged into that operation: a short task's "submitted" and
-"finished" become one row write. Errors (disk full, a locked database past the busy timeout)
+"finished" become one row write. The thread also checkpoints the WAL into the database (which
+flushes it to disk) once a second while it commits, instead of SQLite doing so inside every
+commit of a busy run. Errors (disk full, a locked database past the busy timeout)
 roll the batch back, are kept, and are raised by the next call; ``salvage`` then tries one last
 small update (the run marked failed), since a single row often fits where a batch did not.
 """
@@ -23,6 +25,7 @@ from .snapshot import SNAPSHOT_TABLES, bump_revisions
 
 _FLUSH = object()
 _STOP = object()
+CHECKPOINT_EVERY = 1.0  # seconds: at most this much committed work waits for its fsync
 
 
 class StoreWriter:
@@ -37,6 +40,9 @@ class StoreWriter:
         self._error: BaseException | None = None
         self._keys: dict[str, tuple[str, ...]] = {}  # primary-key columns per table
         self._lookups: dict[tuple, tuple] = {}  # how to read a row's key, per shape
+        self._committed = False  # since the last checkpoint
+        self._checkpointed = time.monotonic()
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the thread checkpoints, see _checkpoint
         self._thread = threading.Thread(
             target=self._loop, name="provtask-store-writer", daemon=True
         )
@@ -96,7 +102,11 @@ class StoreWriter:
     def _loop(self) -> None:
         stop = False
         while not stop:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=CHECKPOINT_EVERY if self._committed else None)
+            except queue.Empty:
+                self._checkpoint()
+                continue
             batch: list[list] = []
             waiters: list[threading.Event] = []
             # Collect for up to one interval after the first item: one transaction per batch
@@ -120,8 +130,22 @@ class StoreWriter:
                     break
             if batch and self._error is None:
                 self._apply(batch)
+            if stop or time.monotonic() - self._checkpointed >= CHECKPOINT_EVERY:
+                self._checkpoint()
             for waiter in waiters:
                 waiter.set()
+
+    def _checkpoint(self) -> None:
+        """Copy committed pages from the WAL into the database, flushing both to disk (with
+        ``synchronous=NORMAL``, what makes commits survive a power loss). Passive: it never
+        waits for readers; what it cannot copy yet, the next one does."""
+        if self._committed:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                return  # e.g. another process checkpointing: try again a second later
+            self._committed = False
+        self._checkpointed = time.monotonic()
 
     def _apply(self, batch: list[list]) -> None:
         try:
@@ -132,6 +156,7 @@ class StoreWriter:
                 self._conn.executemany(sql, rows)
             bump_revisions(self._conn, runs)
             self._conn.execute("COMMIT")
+            self._committed = True
         except BaseException as exc:
             self._error = exc
             if self._conn.in_transaction:
