@@ -86,3 +86,28 @@ def test_picks_reach_into_nested_arguments_and_keep_container_types():
 def test_a_few_elements_are_not_held_back(client, store_dir, load_dag):
     result = load_dag("small_elements").run(params={"n": 3}, client=client, store=store_dir)
     assert result.ok and not any(s["dask_key"].startswith("batch-") for s in result["square"])
+
+
+@task
+def where(x: int) -> dict:
+    from distributed import get_worker
+
+    return {"x": x, "dask_key": get_worker().get_current_task()}
+
+
+@task
+def collect(items: list[dict]) -> list[int]:
+    return [item["x"] for item in items]
+
+
+def test_small_calls_in_a_loop_run_in_batches_too(client, store_dir):
+    with DAG("loop_of_calls") as dag:
+        calls = [where(i) for i in range(300)]
+        gathered = collect(calls)
+    result = dag.run(client=client, store=store_dir)
+    assert result.ok, result.errors
+    assert result[gathered] == list(range(300))  # each downstream pick in its place
+    keys = [result[call]["dask_key"] for call in calls]
+    assert sum(key.startswith("batch-") for key in keys) > 150
+    attempts = Store(store_dir).attempts(run=result.run_id)
+    assert len(attempts) == 301 and set(attempts["status"]) == {"success"}

@@ -1,10 +1,10 @@
-"""Batching small map elements: several attempts in one Dask task (issue 7).
+"""Batching small tasks: several attempts in one Dask task (issue 7).
 
-Each task costs the Dask scheduler about a millisecond whatever it does, so elements of a
-map that take less than that are mostly overhead. Once a task name has shown that its
-elements are small, the engine sends its ready elements in batches: one Dask task runs the
-attempts one after the other on a worker, each measured, stored and reported on its own
-(failures stay isolated), and returns their values as a tuple. A downstream task reads
+Each task costs the Dask scheduler about a millisecond whatever it does, so tasks that take
+less than that are mostly overhead. Once a task name has shown that its tasks (map elements,
+or calls of it in a loop) are small, the engine sends its ready ones in batches: one Dask
+task runs the attempts one after the other on a worker, each measured, stored and reported
+on its own (failures stay isolated), and returns their values as a tuple. A downstream task reads
 element ``i`` of that tuple: the engine marks the argument with a :class:`Picked`, turns it
 into a *batch pick* (where in the arguments, which index), and the worker replaces it
 before the call.
@@ -99,10 +99,10 @@ class Probing:
 
 
 def _may_wait(inst: Any) -> bool:
-    """Only first attempts of map elements that could be batched are held."""
+    """Only first attempts of tasks that could be batched are held."""
     res = inst.task.resources
     return (
-        inst.kind == "element"
+        inst.kind != "map"
         and inst.attempt == 0
         and inst.task.kind == "python"
         and res.walltime is None

@@ -345,7 +345,7 @@ class Engine:
         return others
 
     def _send(self, pool: Pool, calls: list[AttemptCall], rows: list[tuple]) -> None:
-        """Submit attempts of one pool, arity and resources: small map elements in batches
+        """Submit attempts of one pool, arity and resources: small tasks in batches
         (see .batching), heads of chains of small tasks with their chain (see .chains), the
         others one Dask task each."""
         alone: list[int] = []
@@ -355,8 +355,6 @@ class Engine:
             inst.batch_index = None
             if _may_batch(inst, call, pool):
                 batchable.setdefault(inst.task.name, []).append(i)
-            elif _may_chain(inst, call, pool) and self._send_chain(pool, call, rows[i]):
-                continue
             else:
                 alone.append(i)
         slots = sum(n for p, n in self.threads.values() if p is pool)
@@ -369,6 +367,7 @@ class Engine:
             chunks += [positions[start : start + size] for start in range(0, len(positions), size)]
         if chunks:
             self._send_batches(pool, chunks, calls, rows)
+        alone = [i for i in alone if not self._send_chain(pool, calls[i], rows[i])]
         if not alone:
             return
         keys = [calls[i].key for i in alone]
@@ -409,8 +408,10 @@ class Engine:
 
     def _send_chain(self, pool: Pool, head_call: AttemptCall, head_row: tuple) -> bool:
         """Send a task with the small tasks that follow it in a chain, as one Dask task;
-        False if nothing can follow it."""
+        False if it cannot head a chain or nothing can follow it."""
         head = self.in_flight[head_call.key][0]
+        if head_call.announce or not _chainable(head, pool):
+            return False
         riders = self.chains.riders_after(
             head, lambda inst: self.pools.pool_for(inst.task) is pool and _chainable(inst, pool)
         )
@@ -650,19 +651,15 @@ class Engine:
 
 
 def _may_batch(inst: Instance, call: AttemptCall, pool: Pool) -> bool:
-    """First attempts of Python map elements without walltime or worker resources."""
+    """First attempts of Python tasks (map elements or calls) without walltime or worker
+    resources."""
     return (
-        inst.kind == "element"
+        inst.kind != "map"
         and inst.attempt == 1
         and inst.task.kind == "python"
         and not call.announce
         and pool.task_resources(inst.task) is None
     )
-
-
-def _may_chain(inst: Instance, call: AttemptCall, pool: Pool) -> bool:
-    """Python tasks without walltime or worker resources may head a fused chain."""
-    return not call.announce and _chainable(inst, pool)
 
 
 def _chainable(inst: Instance, pool: Pool) -> bool:
