@@ -33,7 +33,7 @@ STORE = {
     "store_ingest": [
         ("attempts/s, short tasks", "≥ 100,000"),
         ("attempts/s, all in flight", "≥ 100,000"),
-        ("µs per queued operation", ""),
+        ("µs per attempt, caller's side", ""),
     ],
     "attempts_frame": [
         ("seconds, from SQLite (writes the snapshot)", ""),
