@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sqlite3
 from pathlib import Path
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlite_utils
 
-from provtask import Store
+from provtask import DAG, Store, task
 from provtask.store.connection import DB_NAME
 from provtask.store.schema import MIGRATIONS, SCHEMA_VERSION
 from provtask.store.snapshot import MIN_ROWS
@@ -106,6 +107,32 @@ def test_a_finished_run_is_read_from_its_snapshot_as_the_same_frame(store, table
     assert not used_sqlite
     pd.testing.assert_frame_equal(from_snapshot, from_sqlite, check_exact=True)
     assert list(from_snapshot.dtypes) == list(from_sqlite.dtypes)
+
+
+@task
+def noisy(i: int) -> list[int]:
+    if i % 1000 == 999:
+        raise ValueError(f"{i} is rejected")
+    if i % 500 == 0:
+        print(f"element {i}")
+    return [i, i + 1]
+
+
+def test_a_real_run_reads_the_same_from_its_snapshot(client, store_dir):
+    with DAG("snapshot_demo") as dag:
+        noisy.map(list(range(MIN_ROWS)))
+    result = dag.run(client=client, store=store_dir)
+    store = Store(store_dir)
+    for table in ("tasks", "attempts"):
+        read = functools.partial(getattr(store, table), result.run_id)
+        from_sqlite, used_sqlite = reads_table(store, table, read)
+        from_snapshot, again = reads_table(store, table, read)
+        assert used_sqlite and not again
+        pd.testing.assert_frame_equal(from_snapshot, from_sqlite, check_exact=True)
+    attempts = store.attempts(result.run_id)
+    assert attempts["stdout"].notna().sum() == MIN_ROWS // 500
+    assert (attempts["status"] == "failed").sum() == MIN_ROWS // 1000
+    store.close()
 
 
 def test_the_snapshot_serves_what_users_read_from_a_frame(store):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..states import RunStatus
 from .artifacts import digest, write_atomically
 from .schema import SCHEMA_VERSION
 
@@ -63,7 +64,7 @@ def _revision(conn: sqlite3.Connection, run_id: str) -> int:
 
 def _finished(conn: sqlite3.Connection, run_id: str) -> bool:
     row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    return row is not None and row[0] != "running"
+    return row is not None and row[0] != RunStatus.RUNNING.value
 
 
 def _format() -> str:
