@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlite_utils
 
 from provtask import IntegrityError, NotFoundError, Store, StoreError
 from provtask.store import StoreWriter
@@ -156,6 +157,32 @@ def test_new_store_has_the_current_schema_in_wal_mode(store, root):
         assert TABLES.issubset(tables)
     finally:
         conn.close()
+
+
+def test_a_new_store_has_the_schema_its_migrations_build_one_by_one(root, tmp_path):
+    """New stores get the latest schema in one step; a store made by the first migration
+    and upgraded by each of the others ends up with exactly the same tables and indexes."""
+    Store(root).close()
+    old = tmp_path / "old"
+    old.mkdir()
+    conn = sqlite3.connect(old / DB_NAME)
+    conn.execute("PRAGMA journal_mode = WAL")
+    schema_module.MIGRATIONS[0](sqlite_utils.Database(conn))
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    Store(old).close()
+
+    def schema_of(folder):
+        conn = raw(folder)
+        try:
+            query = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+            return conn.execute(query).fetchall()
+        finally:
+            conn.close()
+
+    assert schema_of(root) == schema_of(old)
+    assert len(schema_of(root)) > len(TABLES)
 
 
 def test_reopening_keeps_data_and_does_not_migrate_again(store, root, writer):

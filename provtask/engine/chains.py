@@ -16,11 +16,16 @@ are submitted on their own when they become ready; a rider that never ran costs 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..states import TaskState
 from .batching import BATCH_WORK, SMALL_TASK, Durations
+
+if TYPE_CHECKING:
+    from .pools import Pool
+    from .rungraph import Instance
 
 MAX_CHAIN = 1000  # attempts per segment at most
 
@@ -36,16 +41,16 @@ class Hop:
 class Segment:
     """The members of one fused chain (head first) and the future of the last one's value."""
 
-    members: list[Any]
-    future: Any = None
-    key: str = ""
-    pool: Any = None
+    members: list[Instance]
+    key: str  # the Dask key of the segment's task
+    pool: Pool
+    future: Any = None  # until every member has boarded or left
     positions: dict[int, int] = field(default_factory=dict)  # by instance seq
 
     def __post_init__(self) -> None:
         self.positions = {inst.seq: i for i, inst in enumerate(self.members)}
 
-    def is_last(self, inst: Any) -> bool:
+    def is_last(self, inst: Instance) -> bool:
         return inst is self.members[-1]
 
 
@@ -54,14 +59,14 @@ class Chains:
 
     def __init__(self, durations: Durations) -> None:
         self.durations = durations
-        self.riders: dict[str, Any] = {}  # rider key: instance, until it boards or leaves
+        self.riders: dict[str, Instance] = {}  # by rider key, until it boards or leaves
         self.early: dict[str, dict[str, Any]] = {}  # reports of riders yet to board
 
-    def riders_after(self, head: Any, fits: Any) -> list[Any]:
+    def riders_after(self, head: Instance, fits: Callable[[Instance], bool]) -> list[Instance]:
         """The members that can follow ``head`` in a segment: each the only consumer of the
         previous one, waiting on nothing else, small, and accepted by ``fits`` (same pool,
         plain Python task)."""
-        riders: list[Any] = []
+        riders: list[Instance] = []
         work = 0.0
         current = head
         while len(riders) < MAX_CHAIN - 1 and len(current.on_success) == 1:
@@ -90,42 +95,38 @@ class Chains:
         return mean if mean < SMALL_TASK else None
 
     def start(self, segment: Segment) -> None:
+        """The segment was sent: its riders wait to board."""
         for inst in segment.members:
             inst.chain = segment
         for inst in segment.members[1:]:
             self.riders[rider_key(inst, segment)] = inst
 
-    def hold(self, report: dict[str, Any]) -> bool:
+    def hold(self, report: dict[str, Any]) -> None:
         """Keep the report of a rider whose upstream's report is still being processed."""
         if report["key"] in self.riders:
             self.early[report["key"]] = report
-            return True
-        return False
 
-    def board(self, inst: Any) -> tuple[str, dict[str, Any] | None]:
+    def board(self, inst: Instance) -> tuple[str, dict[str, Any] | None]:
         """A rider is submitted: its key, and its report if it came already."""
         key = rider_key(inst, inst.chain)
         del self.riders[key]
         return key, self.early.pop(key, None)
 
-    def cut(self, inst: Any, keep: bool) -> None:
-        """The members after ``inst`` (and ``inst`` too unless ``keep``) leave its chain:
-        they will be submitted alone; their reports from the segment, if any, are ignored."""
+    def leave(self, inst: Instance) -> None:
+        """``inst`` and the members after it leave its chain: they are submitted alone when
+        ready; their reports from the segment, if any, are ignored."""
         segment = inst.chain
         if segment is None:
             return
         segment.future = None  # no member boards any more: the members hold what they need
-        start = segment.positions[inst.seq] + (1 if keep else 0)
-        for member in segment.members[start:]:
+        for member in segment.members[segment.positions[inst.seq] :]:
             key = rider_key(member, segment)
-            if self.riders.pop(key, None) is not None:
-                self.early.pop(key, None)
-                member.chain = None
-        if not keep:
-            inst.chain = None
+            self.riders.pop(key, None)
+            self.early.pop(key, None)
+            member.chain = None
 
 
-def rider_key(inst: Any, segment: Segment) -> str:
+def rider_key(inst: Instance, segment: Segment) -> str:
     """A rider's attempt key: distinct from the key it gets if it leaves the chain, so a late
     report from the segment can never pass for that attempt's."""
     return f"{inst.task.name}-{segment.key}-{inst.seq}.1"

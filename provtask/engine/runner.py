@@ -325,7 +325,7 @@ class Engine:
         running = {id(inst) for inst in ready}
         for inst in riders:
             if id(inst) not in running:  # cached, or its cache_key function failed
-                self.chains.cut(inst, keep=False)
+                self.chains.leave(inst)
         others = []
         for inst in ready:
             if inst.chain is None or inst.attempt:
@@ -417,11 +417,8 @@ class Engine:
         )
         if not riders:
             return False
-        segment = Segment(
-            [head, *riders],
-            key=f"chain-{head.task.name}-{self.run_id}-{head.seq}.{head.attempt}",
-            pool=pool,
-        )
+        segment_key = f"chain-{head.task.name}-{self.run_id}-{head.seq}.{head.attempt}"
+        segment = Segment([head, *riders], segment_key, pool)
 
         def load(upstream: Instance) -> Any:
             index = segment.positions.get(upstream.seq)
@@ -538,7 +535,7 @@ class Engine:
                     inst.future = None
             self.graph.succeed(inst)
         else:
-            self.chains.cut(inst, keep=False)
+            self.chains.leave(inst)
             report["failure_cause"] = reported_cause(report)
             error = f"{report['exc_type']}: {report['exc_message']}"
             self._attempt_failed(inst, error, report["failure_cause"])
@@ -629,7 +626,7 @@ class Engine:
             message = f"{why}; {message}"
         if inst.batch_index is not None or inst.chain is not None:  # maybe not the culprit
             what = "a batch" if inst.batch_index is not None else "a fused chain"
-            self.chains.cut(inst, keep=False)
+            self.chains.leave(inst)
             inst.free_attempts += 1
             message += f"; it was in {what}, so it is retried alone without using a retry"
         self.recorder.attempt_ended_without_report(

@@ -6,6 +6,7 @@ change the schema — never edit one that has shipped.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 
@@ -262,7 +263,12 @@ def migrate(db: sqlite_utils.Database) -> int:
             if version == SCHEMA_VERSION:
                 conn.execute("COMMIT")
                 return version
-            MIGRATIONS[version](db)
+            if version == 0:  # a new store: every migration at once, as recorded in memory
+                for statement in _new_store_schema():
+                    conn.execute(statement)
+                version = SCHEMA_VERSION - 1
+            else:
+                MIGRATIONS[version](db)
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -273,3 +279,23 @@ def migrate(db: sqlite_utils.Database) -> int:
                     f"migrating the store past schema version {version} failed: {exc}"
                 ) from exc
             raise
+
+
+@functools.cache
+def _new_store_schema() -> tuple[str, ...]:
+    """The statements that create the latest schema, found by running every migration on an
+    in-memory database once per process: a new store then takes a few statements instead of
+    the migrations' hundreds of introspection queries, and cannot differ from a migrated one.
+    """
+    conn = sqlite3.connect(":memory:")
+    try:
+        db = sqlite_utils.Database(conn)
+        for migration in MIGRATIONS:
+            migration(db)
+        rows = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid"
+        )
+        return tuple(row[0] for row in rows)
+    finally:
+        conn.close()
