@@ -194,6 +194,7 @@ def test_a_full_disk_is_a_clear_error_the_run_is_failed_and_the_store_intact(sma
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     result = dag.run(store=root, n_workers=2)  # with space again, a rerun finishes the run
     assert result.ok
+    assert (root / "provtask.db-reserve").stat().st_size == 256 * 1024  # room kept for next time
     states = store.tasks(result.run_id).set_index("task_id")["state"]
     assert (states[list(done["task_id"])] == "cached").all()
 

@@ -13,11 +13,13 @@ small update (the run marked failed), since a single row often fits where a batc
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import queue
 import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
@@ -26,6 +28,8 @@ from .snapshot import SNAPSHOT_TABLES, bump_revisions
 _FLUSH = object()
 _STOP = object()
 CHECKPOINT_EVERY = 1.0  # seconds: at most this much committed work waits for its fsync
+RESERVE_FILE = "provtask.db-reserve"  # beside the database: room for the last update
+RESERVE = 256 * 1024  # bytes
 
 
 class StoreWriter:
@@ -43,6 +47,8 @@ class StoreWriter:
         self._committed = False  # since the last checkpoint
         self._checkpointed = time.monotonic()
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # the thread checkpoints, see _checkpoint
+        self._reserve = Path(self._database).parent / RESERVE_FILE
+        _keep_reserve(self._reserve)
         self._thread = threading.Thread(
             target=self._loop, name="provtask-store-writer", daemon=True
         )
@@ -77,22 +83,27 @@ class StoreWriter:
 
     def salvage(self, table: str, where: dict[str, Any], changes: dict[str, Any]) -> bool:
         """Stop the thread, then apply one update in a transaction of its own, even after a
-        failed batch. Returns whether it was committed; never raises."""
+        failed batch; on a full disk, the reserve file is deleted to make room for it.
+        Returns whether it was committed; never raises."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute(
-                _update_sql(table, tuple(changes), tuple(where)),
-                (*changes.values(), *where.values()),
-            )
-            self._conn.execute("COMMIT")
-            return True
-        except sqlite3.Error:
-            if self._conn.in_transaction:
-                self._conn.rollback()
-            return False
+        for last_try in (False, True):
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute(
+                    _update_sql(table, tuple(changes), tuple(where)),
+                    (*changes.values(), *where.values()),
+                )
+                self._conn.execute("COMMIT")
+                return True
+            except sqlite3.Error:
+                if self._conn.in_transaction:
+                    self._conn.rollback()
+                if last_try or not self._reserve.exists():
+                    return False
+                self._reserve.unlink(missing_ok=True)
+        return False
 
     def _check(self) -> None:
         if self._error is not None:
@@ -139,7 +150,7 @@ class StoreWriter:
         """Copy committed pages from the WAL into the database, flushing both to disk (with
         ``synchronous=NORMAL``, what makes commits survive a power loss). Passive: it never
         waits for readers; what it cannot copy yet, the next one does."""
-        if self._committed:
+        if self._committed and self._error is None:  # after a failure, salvage needs the room
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:
@@ -230,6 +241,15 @@ class StoreWriter:
             info = self._conn.execute(f'PRAGMA table_info("{table}")').fetchall()
             self._keys[table] = tuple(row[1] for row in sorted(info, key=lambda r: r[5]) if row[5])
         return self._keys[table]
+
+
+def _keep_reserve(path: Path) -> None:
+    """Make sure ``RESERVE`` bytes of the disk are held by a file that ``salvage`` may delete
+    (without it, the update that records a run as failed on a full disk rarely fits)."""
+    if path.exists():
+        return
+    with contextlib.suppress(OSError):  # a disk already full: nothing to reserve
+        path.write_bytes(bytes(RESERVE))
 
 
 def _changed_runs(batch: list[list]) -> set[str]:
