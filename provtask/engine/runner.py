@@ -625,10 +625,10 @@ class Engine:
         if why:
             message = f"{why}; {message}"
         if inst.batch_index is not None or inst.chain is not None:  # maybe not the culprit
-            what = "a batch" if inst.batch_index is not None else "a fused chain"
+            group = "a batch" if inst.batch_index is not None else "a fused chain"
             self.chains.leave(inst)
             inst.free_attempts += 1
-            message += f"; it was in {what}, so it is retried alone without using a retry"
+            message += f"; it was in {group}, so it is retried alone without using a retry"
         self.recorder.attempt_ended_without_report(
             inst, AttemptStatus.LOST, exc_type, message, cause
         )
@@ -648,18 +648,12 @@ class Engine:
 
 
 def _may_batch(inst: Instance, call: AttemptCall, pool: Pool) -> bool:
-    """First attempts of Python tasks (map elements or calls) without walltime or worker
-    resources."""
-    return (
-        inst.kind != "map"
-        and inst.attempt == 1
-        and inst.task.kind == "python"
-        and not call.announce
-        and pool.task_resources(inst.task) is None
-    )
+    """First attempts (map elements or calls) of tasks that may share a Dask task."""
+    return inst.attempt == 1 and not call.announce and _chainable(inst, pool)
 
 
 def _chainable(inst: Instance, pool: Pool) -> bool:
+    """Python tasks without walltime or worker resources may share a Dask task."""
     return (
         inst.task.kind == "python"
         and inst.task.resources.walltime is None
