@@ -5,6 +5,7 @@ DAG files each give one clean provtask error, with nothing submitted."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import yaml
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from slurm import slurm_problem
 
 from provtask import DAG, Store, load_dag_file, task
 from provtask.cli import main
@@ -248,9 +250,15 @@ broken_clusters = st.one_of(
 )
 
 
+@functools.cache
+def slurm_is_up() -> bool:
+    """Asked once: with SLURM installed but stopped, every squeue waits for the controller."""
+    return shutil.which("squeue") is not None and slurm_problem() is None
+
+
 def jobs_from(folder: Path) -> list[str]:
-    """Batch jobs SLURM holds that were submitted from ``folder`` (none without SLURM)."""
-    if shutil.which("squeue") is None:
+    """Batch jobs SLURM holds that were submitted from ``folder`` (none without SLURM up)."""
+    if not slurm_is_up():
         return []
     listed = subprocess.run(["squeue", "-h", "-o", "%i %Z"], capture_output=True, text=True)
     return [line for line in listed.stdout.splitlines() if line.endswith(f" {folder}")]
