@@ -270,7 +270,10 @@ def execute_chain(
     hops: tuple[tuple, ...],
 ) -> Any:
     """Run a fused chain: each attempt gets the earlier ones' values where ``hops`` says
-    (see .chains). Stops at the first failure. Returns the last value, or ``FAILED``."""
+    (see .chains). Stops at the first failure. Returns the last value, or ``FAILED``.
+
+    A member reads only the value of the one before it (see ``Chains.riders_after``), so
+    each value is let go once the next member has run: a chain holds one value at a time."""
     values: list[Any] = []
     reports = _RUNS[calls[0].run_id].reports
     done: list[dict[str, Any]] = []
@@ -281,6 +284,8 @@ def execute_chain(
         done.append(reports.pop(call.key))
         if value is FAILED:
             break
+        if values:
+            values[-1] = None  # stored as an artifact; no later member reads it
         values.append(value)
     reports[segment_key] = done
     return values[-1] if len(values) == len(calls) else FAILED
