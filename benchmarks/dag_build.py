@@ -6,7 +6,7 @@ Each round defines a DAG of ``--nodes`` task calls inside ``with DAG(...)``: 1 %
 ``prepare(i)`` calls with constant arguments, and each other call is ``simulate(p, i)``,
 taking the output of one of them (so ~99 % of the nodes have an incoming data edge). It
 then times ``dag.validate()`` (no cycle), all the checks ``dag.run`` does before submitting
-anything (``provtask.engine.api.check_runnable``: validate, picklable arguments,
+anything (``provtask.checks.check_runnable``: validate, picklable arguments,
 cacheability), and building the run-time graph the engine starts from. Peak RSS is the
 process's peak growth over its size before the first round.
 """
@@ -14,7 +14,7 @@ process's peak growth over its size before the first round.
 from __future__ import annotations
 
 from provtask import DAG, task
-from provtask.engine.api import check_runnable
+from provtask.checks import check_runnable
 from provtask.engine.rungraph import RunGraph
 
 from .common import Figures, parser, peak_rss_mb, report, rounds_of, timed

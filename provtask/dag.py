@@ -7,8 +7,6 @@ at run time. Edges are ``kind="data"`` (an argument flows) or ``kind="order"`` (
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,91 +14,12 @@ import networkx as nx
 
 from .context import current_dag
 from .errors import DAGError, ParamError
+from .refs import MapRef, ParamRef, Ref
+from .templates import iter_refs, misplaced_ref
 
 if TYPE_CHECKING:
     from .engine.handle import RunHandle, RunResult
     from .tasks import TaskDef
-
-
-@dataclass(frozen=True)
-class Ref:
-    """The future output of one DAG node, used as an argument of other task calls."""
-
-    dag: DAG = field(repr=False, compare=False)
-    node_id: str
-
-    def __rshift__(self, other: Ref | list[Ref]) -> Ref | list[Ref]:
-        for target in other if isinstance(other, list) else [other]:
-            self.dag.order(self, target)
-        return other
-
-    def __rrshift__(self, other: list[Ref]) -> Ref:
-        for source in other:
-            self.dag.order(source, self)
-        return self
-
-    def result(self) -> Any:
-        """Not a future: say how to get the value (jobqueue_features users call this)."""
-        raise DAGError(
-            f"the output of {self.node_id!r} is not computed yet: task calls build a DAG, "
-            "which runs afterwards. Pass it to another task, or return it from the function "
-            "(provtask.compat.jobqueue_features.on_cluster fills in returned outputs), or read "
-            "it from RunResult after dag.run()."
-        )
-
-    def __iter__(self) -> Iterator[Any]:
-        raise DAGError(
-            f"cannot iterate over the output of {self.node_id!r} while the DAG is being built; "
-            "its value exists only at run time. Use some_task.map(...) to fan out over it."
-        )
-
-    def __bool__(self) -> bool:
-        raise DAGError(
-            f"the output of {self.node_id!r} has no truth value while the DAG is being built; "
-            "decide inside a task instead."
-        )
-
-
-@dataclass(frozen=True)
-class MapRef(Ref):
-    """The outputs of a ``.map`` fan-out: a list downstream, element-wise for another ``.map``."""
-
-
-@dataclass(frozen=True)
-class ParamRef:
-    """A DAG parameter, resolved when the run starts (CLI ``--param name=value``)."""
-
-    name: str
-
-
-_ATOMS = (str, int, float, bytes, type(None))  # arguments that cannot hold a reference
-
-
-def iter_refs(template: Any) -> Iterator[Ref | ParamRef]:
-    """Every Ref/ParamRef inside an argument, looking into lists, tuples, sets and dicts."""
-    refs: list[Ref | ParamRef] = []
-    _scan(template, refs)
-    return iter(refs)
-
-
-def _scan(template: Any, refs: list[Ref | ParamRef], in_set: bool = False) -> bool:
-    """Append the references inside ``template`` to ``refs`` (in :func:`iter_refs` order);
-    return whether one of them is inside a set (sets have no order, refs no hash yet)."""
-    if isinstance(template, _ATOMS):
-        return False
-    if isinstance(template, Ref | ParamRef):
-        refs.append(template)
-        return in_set
-    found = False
-    if isinstance(template, list | tuple | set | frozenset):
-        in_set = in_set or isinstance(template, set | frozenset)
-        for item in template:
-            found = _scan(item, refs, in_set) or found
-    elif isinstance(template, dict):
-        for key, value in template.items():
-            found = _scan(key, refs, in_set) or found
-            found = _scan(value, refs, in_set) or found
-    return found
 
 
 class DAG:
@@ -189,13 +108,17 @@ class DAG:
 
     def _add_node(self, task: TaskDef, kind: str, args: tuple, kwargs: dict) -> str:
         """Check a call's arguments, then record it under a new id (returned)."""
-        refs: list[Ref | ParamRef] = []
         node_id = task.node_id or task.name  # for messages; the id is taken once all is well
-        if _scan((args, kwargs), refs):
+        misplaced = misplaced_ref((args, kwargs))
+        if misplaced is not None:
+            ref, where = misplaced
+            what = f"param {ref.name!r}" if isinstance(ref, ParamRef) else f"output {ref.node_id!r}"
             raise DAGError(
-                f"task {node_id!r}: task outputs cannot be put in a set (their values are not "
-                "known yet); pass a list instead"
+                f"task {node_id!r}: the {what} is used {where}, but its value is not known while "
+                "the DAG is built; pass it as a dict value or in a list, and build the dict "
+                "or set inside the task"
             )
+        refs = list(iter_refs((args, kwargs)))
         for ref in refs:
             if isinstance(ref, Ref) and (ref.dag is not self or ref.node_id not in self.graph):
                 raise DAGError(
@@ -268,3 +191,6 @@ def parse_param(name: str, text: str, default: Any) -> Any:
     except ValueError as exc:
         kind = type(default).__name__ if default is not None else "JSON"
         raise ParamError(f"param {name!r}: cannot read {text!r} as {kind} ({exc})") from None
+
+
+__all__ = ["DAG", "MapRef", "ParamRef", "Ref", "iter_refs", "parse_param"]

@@ -79,23 +79,29 @@ def test_refs_nested_in_lists_dicts_and_keywords_become_edges():
 
 
 @pytest.mark.parametrize(
-    "wrap",
+    ("wrap", "where"),
     [
-        lambda a, b: {a, b},
-        lambda a, b: [frozenset([a]), b],
-        lambda a, b: {"key": {a}},
-        lambda a, b: ({b, 3},),
+        (lambda a, b: {a, b}, "inside a set"),
+        (lambda a, b: [frozenset([a]), b], "inside a set"),
+        (lambda a, b: {"key": {a}}, "inside a set"),
+        (lambda a, b: ({b, 3},), "inside a set"),
+        (lambda a, b: {a: 1}, "as a dict key"),
+        (lambda a, b: [{"x": 1, (b, 2): 3}], "as a dict key"),
     ],
 )
-def test_refs_in_a_set_are_refused_while_building(wrap):
+def test_refs_in_a_set_or_a_dict_key_are_refused_while_building(wrap, where):
     with DAG("sets") as dag:
         a = source()
         b = simulate(1)
-        with pytest.raises(DAGError, match=r"cannot be put in a set.*pass a list"):
+        with pytest.raises(DAGError, match=rf"{where}.*pass it as a dict value or in a list"):
             gather(wrap(a, b))
+        with pytest.raises(DAGError, match=r"param 'n' is used as a dict key"):
+            gather({ParamRef("n"): 1})
         assert set(dag.graph.nodes) == {"source", "simulate"}
         plain = gather({1, 2})  # a set of plain values is fine
+        keyed = gather({"a": a, "bs": [b]})  # outputs as dict values are fine
     assert dag.graph.nodes[plain.node_id]["args"] == ({1, 2},)
+    assert data_edges(dag) == {("source", keyed.node_id), ("simulate", keyed.node_id)}
 
 
 def test_a_refused_call_does_not_use_up_an_id():

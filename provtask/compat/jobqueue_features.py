@@ -33,6 +33,7 @@ from ..errors import ConfigError
 from ..tasks import TaskDef
 from ..tasks import mpi_task as _mpi_task
 from ..tasks import task as _task
+from ..templates import substitute
 
 
 def task(cluster_id: str | None = None, **resources: Any) -> Callable[[Callable], TaskDef]:
@@ -94,10 +95,4 @@ class on_cluster:  # jobqueue_features' name
 
 def _fill_in(value: Any, result: Any) -> Any:
     """``value`` with each task reference replaced by that task's output."""
-    if isinstance(value, Ref):
-        return result[value.node_id]
-    if isinstance(value, list | tuple):
-        return type(value)(_fill_in(item, result) for item in value)
-    if isinstance(value, dict):
-        return {key: _fill_in(item, result) for key, item in value.items()}
-    return value
+    return substitute(value, lambda ref, _: result[ref.node_id], lambda v: isinstance(v, Ref))

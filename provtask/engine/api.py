@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import getpass
 import hashlib
 import os
@@ -16,20 +15,18 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
-from ..dag import DAG, ParamRef, Ref, iter_refs
-from ..errors import DAGError, RunInterrupted
-from ..mpi.check import check_mpi_task
-from ..states import RunStatus
+from ..checks import check_runnable
+from ..clusters.factory import client_pool, local_pool
+from ..dag import DAG
+from ..errors import RunInterrupted
 from ..store import Store
-from .cache import CachePolicy, check_cacheable
+from .cache import CachePolicy
 from .handle import RunHandle, RunResult
-from .heap import frozen_heap
-from .pools import Pool, Pools, local_pool
+from .lifecycle import RunLifecycle
+from .pools import Pools
 from .progress_bar import show_progress
 from .recorder import RunRecorder
-from .runner import Engine, describe_exception
+from .runner import Engine
 
 if TYPE_CHECKING:
     from ..clusters.config import ClustersConfig
@@ -41,52 +38,6 @@ EXIT_GRACE = 10.0  # s given to runs to record their interruption when Python ex
 def new_run_id() -> str:
     """Sortable and readable, in UTC: ``20261125-143002-a1b2c3``."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
-
-
-def check_runnable(dag: DAG, clusters: ClustersConfig | None = None) -> None:
-    """What can be known before anything runs: structure, MPI support, picklable constants,
-    and that every task fits its partition."""
-    dag.validate()
-    for node_id, data in dag.graph.nodes(data=True):
-        task = data["task"]
-        partition = None
-        if clusters is not None:
-            partition = clusters.partition_for(task.resources.partition, node_id)
-            partition.check_fits(node_id, task.resources)
-            for cause, changes in task.escalation.by_cause:  # partitions a retry may move to
-                for change in changes:
-                    if change.field == "partition":
-                        clusters.partition_for(change.amount, f"{node_id} (on {cause})")
-        if task.kind == "mpi":
-            check_mpi_task(node_id, task, partition)
-        arguments = {**dict(enumerate(data["args"])), **data["kwargs"]}
-        for name, value in arguments.items():
-            _check_picklable(node_id, name, value)
-    check_cacheable(dag)
-
-
-_ALWAYS_PICKLABLE = (type(None), bool, int, float, complex, str, bytes)
-
-
-def _check_picklable(node_id: str, name: Any, value: Any) -> None:
-    if type(value) in _ALWAYS_PICKLABLE:  # most arguments: nothing to try
-        return
-    if any(True for _ in iter_refs(value)):
-        if isinstance(value, Ref | ParamRef):
-            return
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            _check_picklable(node_id, f"{name}[{key!r}]", item)
-        return
-    try:
-        cloudpickle.dumps(value)
-    except Exception as exc:
-        label = f"argument {name}" if isinstance(name, int) else f"argument {name!r}"
-        raise DAGError(
-            f"task {node_id!r}: {label} cannot be sent to a worker ({type(exc).__name__}: "
-            f"{exc}); pass something picklable (a path, numbers, a dict) and create the object "
-            "inside the task"
-        ) from None
 
 
 def submit(
@@ -157,14 +108,7 @@ def run(dag: DAG, *, progress: bool = False, **options: Any) -> RunResult:
     return handle.result()
 
 
-def _execute(*arguments: Any) -> None:
-    """The run's thread (see :func:`_run_engine`), with the garbage collector kept from
-    pausing it over objects older than the run."""
-    with frozen_heap():
-        _run_engine(*arguments)
-
-
-def _run_engine(
+def _execute(
     handle: RunHandle,
     dag: DAG,
     params: dict[str, Any],
@@ -175,21 +119,20 @@ def _run_engine(
     config: ClustersConfig | None,
     policy: CachePolicy,
 ) -> None:
-    writer = store.writer()
-    recorder = RunRecorder(writer, handle.run_id)
-    recorder.start_run(run_row)
-    status, error, failure = RunStatus.FAILED, None, None
-    pools: Pools | None = None
-    engine: Engine | None = None
-    try:
+    """The run's thread: a :class:`RunLifecycle` around the engine."""
+
+    def open_pools() -> Pools:
         if client is not None:
-            pools = Pools(Pool("client", client))
-        elif config is not None:
-            pools = Pools(config=config)
-        else:
-            pools = Pools(local_pool(n_workers))
-        writer.update("runs", {"run_id": handle.run_id}, {"cluster": _describe(pools, config)})
-        engine = Engine(
+            return Pools(client_pool(client))
+        if config is not None:
+            return Pools(config=config)
+        return Pools(local_pool(n_workers))
+
+    def make_engine(recorder: RunRecorder, pools: Pools) -> Engine:
+        recorder.writer.update(
+            "runs", {"run_id": handle.run_id}, {"cluster": _describe(pools, config)}
+        )
+        return Engine(
             handle.run_id,
             dag,
             params,
@@ -200,49 +143,11 @@ def _run_engine(
             str(store.root),
             policy,
         )
-        status = engine.run()
-        if status is RunStatus.INTERRUPTED:
-            error = engine.cancel_reason
-    except BaseException as exc:
-        status, error, failure = RunStatus.FAILED, describe_exception(exc), exc
-        if engine is not None:
-            with contextlib.suppress(BaseException):  # the original error is the one to report
-                engine.abort(f"the engine failed: {exc}")
+
+    try:
+        RunLifecycle(handle, store).execute(run_row, open_pools, make_engine)
     finally:
-        try:
-            if engine is not None:
-                engine.close()
-            n_tasks = engine.n_tasks if engine else 0
-            recorder.finish_run(status, n_tasks, error)
-            writer.close()
-        except BaseException as exc:
-            failure = failure or exc
-            # The store failed (disk full…): one small update often still fits.
-            writer.salvage(
-                "runs",
-                {"run_id": handle.run_id},
-                {"status": RunStatus.FAILED.value, "ended_at": time.time(), "error": str(failure)},
-            )
-        finally:
-            if pools is not None:
-                pools.close()
-            _ACTIVE.discard(handle)
-    if failure is not None:
-        handle.future.set_exception(failure)
-        return
-    assert engine is not None
-    handle.future.set_result(
-        RunResult(
-            run_id=handle.run_id,
-            status=status,
-            store_path=store.root,
-            states={i.task_id: i.state for i in engine.graph.instances.values()},
-            errors={
-                i.task_id: i.error for i in engine.graph.instances.values() if i.error is not None
-            },
-            progress=handle.progress(),
-        )
-    )
+        _ACTIVE.discard(handle)
 
 
 def _clusters_config(

@@ -18,14 +18,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..templates import Path, substitute
+
 SMALL_TASK = 0.02  # s: elements whose code takes less than this on average are batched
 BATCH_WORK = 0.1  # s of work per batch at most
 MAX_BATCH = 250  # attempts per batch at most
 OBSERVED = 2  # durations seen before a task name counts as small
 HOLD = 0.2  # s the other elements of a new task name wait for the first ones' durations
 _WEIGHT = 0.2  # of a new duration in the running mean
-
-Path = tuple[Any, ...]  # flat argument position, then list indices or dict keys
 
 
 class Durations:
@@ -123,18 +123,15 @@ def take_picks(row: tuple, marker: type = Picked) -> tuple[tuple, tuple[tuple[Pa
     future (None for a hop), and where they were with the index each reads."""
     picks: list[tuple[Path, int]] = []
 
-    def walk(value: Any, path: Path) -> Any:
-        if isinstance(value, marker):
-            picks.append((path, value.index))
-            return getattr(value, "future", None)
-        if isinstance(value, list | tuple):
-            items = [walk(item, (*path, i)) for i, item in enumerate(value)]
-            return items if isinstance(value, list) else tuple(items)
-        if isinstance(value, dict):
-            return {key: walk(item, (*path, key)) for key, item in value.items()}
-        return value
+    def replace(value: Any, path: Path | None) -> Any:
+        assert path is not None
+        picks.append((path, value.index))
+        return getattr(value, "future", None)
 
-    taken = tuple(walk(value, (position,)) for position, value in enumerate(row))
+    def is_marker(value: Any) -> bool:
+        return isinstance(value, marker)
+
+    taken = tuple(substitute(value, replace, is_marker, (i,)) for i, value in enumerate(row))
     return taken, tuple(picks)
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..dag import DAG, MapRef, Ref, iter_refs
-from ..errors import DAGError, NotFoundError, UnhashableValue
+from ..dag import MapRef, Ref, iter_refs
+from ..errors import DAGError, NotFoundError
 from ..hashing import HASH_SCHEME, PathMemo, combine, value_hash
 from ..states import TaskState
 from ..store.artifacts import ArtifactFiles, load_verified
@@ -62,29 +62,6 @@ class CachePolicy:
 def cache_key(code_hash: str, inputs: str, version: str | None) -> str:
     """The cache key of one task instance (resources, partition and retries are not in it)."""
     return combine([f"provtask-cache-v{HASH_SCHEME}", code_hash, inputs, version or ""])
-
-
-def check_cacheable(dag: DAG) -> None:
-    """Before a run: compute every task's code identity, and refuse constant arguments with
-    no stable hash of tasks that insist on caching (``cache=True``)."""
-    for node_id, data in dag.graph.nodes(data=True):
-        task = data["task"]
-        task.code_identity  # noqa: B018 - computed now, in the caller's thread
-        if task.cache.enabled is not True or task.cache.key is not None:
-            continue
-        names = list(task.signature.parameters)
-        arguments = {
-            **{names[i] if i < len(names) else f"args[{i}]": v for i, v in enumerate(data["args"])},
-            **data["kwargs"],
-        }
-        for name, value in arguments.items():
-            if any(True for _ in iter_refs(value)):
-                continue  # task outputs and params are identified at run time
-            try:
-                value_hash(value)
-            except UnhashableValue as exc:
-                exc.argument = name
-                raise DAGError(f"task {node_id!r} has cache=True, but {exc}") from None
 
 
 class Cache:

@@ -14,8 +14,8 @@ from ..dag import Ref
 from ..errors import RunFailed, RunInterrupted
 from ..states import RunStatus, TaskState
 from ..store import Store
+from .messages import Cancel
 from .progress import Progress
-from .runner import Cancel
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,116 +1,23 @@
-"""Where tasks run: a pool is one Dask cluster and its client; a run has one per partition.
+"""Routing tasks to pools: a run has one pool per partition (and MPI shape) it uses.
 
 With no clusters file every task goes to one pool (the embedded ``LocalCluster``, or a client
 the caller passes). With one, each partition a task names gets its own pool, created the
-first time a task of that partition is ready (see :mod:`.batch` for batch-job pools), and so
-does each MPI shape (nodes, ranks per node, cpus per rank) of a batch partition.
+first time a task of that partition is ready (pools themselves are in :mod:`provtask.clusters`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..mpi.shape import pool_label, shaped_partition
+from ..clusters.factory import task_pool
+from ..clusters.pool import Pool
+from ..mpi.shape import pool_label
 from ..tasks import TaskDef
 
 if TYPE_CHECKING:
     from ..clusters.config import ClustersConfig, PartitionConfig
-
-
-@dataclass
-class JobEvent:
-    """Something that happened to a batch job, for the store's ``jobs`` table."""
-
-    name: str
-    columns: dict[str, Any]
-
-
-@dataclass
-class Pool:
-    """One Dask cluster reached through one client."""
-
-    name: str
-    client: Any  # distributed.Client
-    cluster: Any = None  # owned cluster, closed with the pool; None when the caller owns it
-    partition: PartitionConfig | None = None
-    demand: float = 0.0  # batch jobs' worth of tasks submitted and not finished
-    broken: str | None = None  # why no task can run here any more
-    _resources: dict[int, dict[str, float] | None] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        info = self.client.scheduler_info(n_workers=-1) if self.client.status == "running" else {}
-        workers = info.get("workers", {})
-        threads = sum(w.get("nthreads", 0) for w in workers.values())
-        kind = type(self.cluster).__name__ if self.cluster is not None else "Client"
-        return f"{self.name}: {kind}({len(workers)} workers, {threads} threads)"
-
-    def task_resources(self, task: TaskDef) -> dict[str, float] | None:
-        """Dask worker resources a task holds while it runs (only on configured partitions,
-        whose workers declare them)."""
-        key = id(task)
-        if key not in self._resources:
-            offered = self.partition.worker_resources() if self.partition else {}
-            wanted = {"GPU": task.resources.gpus} if task.resources.gpus else {}
-            self._resources[key] = {k: v for k, v in wanted.items() if k in offered} or None
-        return self._resources[key]
-
-    def job_share(self, task: TaskDef) -> float:
-        """The fraction of one batch job a task occupies (what scaling adds up)."""
-        if self.partition is None:
-            return 0.0
-        if task.kind == "mpi":
-            return 1.0  # an MPI shape's job runs one MPI task at a time
-        part, res = self.partition, task.resources
-        shares = [res.cpus_per_task / part.cores]
-        if res.gpus and part.gpus_per_node:
-            shares.append(res.gpus / part.gpus_per_node)
-        if res.memory and part.memory:
-            shares.append(res.memory / part.memory)
-        return max(shares)
-
-    def tend(self, now: float) -> list[JobEvent]:
-        """Periodic care: scaling and watching batch jobs (nothing to do for a fixed cluster)."""
-        return []
-
-    def release(self, now: float) -> list[JobEvent]:
-        """The run is over (its batch jobs, if any, end when the pool closes)."""
-        return []
-
-    def job_summary(self) -> str:
-        """The pool's batch jobs in a few words ("" without batch jobs)."""
-        return ""
-
-    def worker_connected(self, batch_job_id: str | None) -> float | None:
-        """Note a worker's arrival; returns when its batch job was submitted, if known."""
-        return None
-
-    def close(self) -> None:
-        if self.cluster is not None:
-            self.client.close()
-            self.cluster.close()
-
-
-def local_pool(n_workers: int | None = None) -> Pool:
-    """The embedded default: one single-threaded worker process per core."""
-    import dask
-    from distributed import Client, LocalCluster
-
-    # A worker that dies fails its task at once, so the engine records the lost attempt and
-    # applies the task's own retries (Dask would otherwise rerun it silently).
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(
-            n_workers=n_workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",  # any free port: runs side by side never clash
-            silence_logs=logging.ERROR,
-        )
-    return Pool("local", Client(cluster, set_as_default=False), cluster)
 
 
 class Pools:
@@ -145,11 +52,7 @@ class Pools:
         return pool
 
     def _create(self, partition: PartitionConfig, task: TaskDef, label: str) -> Pool:
-        from .batch import partition_pool
-
-        if label != partition.name:  # an MPI shape: batch jobs sized for one MPI task
-            partition = shaped_partition(partition, task.resources)
-        pool = partition_pool(partition, label)
+        pool = task_pool(partition, task, label)
         self._by_name[label] = pool
         if self.on_new is not None:
             self.on_new(pool)
@@ -168,7 +71,8 @@ class Pools:
         """Batch jobs of every partition, for the progress bar."""
         return "; ".join(f"{p.name}: {s}" for p in self.all() if (s := p.job_summary()))
 
-    def close(self) -> None:
+    def close(self) -> list[Exception]:
+        """Close every pool (no batch job may be left behind); returns what failed."""
         errors = []
         # Closing an in-process scheduler logs each step at INFO: not news to the user.
         logger = logging.getLogger("distributed")
@@ -178,14 +82,8 @@ class Pools:
             for pool in self.all():
                 try:
                     pool.close()
-                except Exception as exc:  # close every pool: no batch job may be left behind
+                except Exception as exc:
                     errors.append(exc)
         finally:
             logger.setLevel(level)
-        if errors:
-            raise errors[0]
-
-
-def jobs_needed(demand: float, min_jobs: int, max_jobs: int) -> int:
-    """How many batch jobs a pool should have for ``demand`` jobs' worth of tasks."""
-    return max(min_jobs, min(max_jobs, math.ceil(demand - 1e-9)))
+        return errors

@@ -14,12 +14,14 @@ from typing import Any
 
 import networkx as nx
 
-from ..dag import DAG, MapRef, ParamRef, Ref, iter_refs
+from ..dag import DAG
 from ..errors import UnhashableValue
 from ..hashing import PathMemo, combine, value_hash
+from ..refs import MapRef, ParamRef, Ref
 from ..states import TaskState
 from ..store.artifacts import preview
 from ..tasks import TaskDef
+from ..templates import has_refs, iter_refs, substitute
 
 _SCALARS = (int, float, str, bytes, bool, type(None))
 _MAP_INCOMPLETE = "an element of this map did not succeed"
@@ -290,21 +292,15 @@ class RunGraph:
         ``load`` gives the future of an upstream output where the consumer runs: a cached
         output (which no attempt of this run computed), or one made on another cluster.
         """
-        if isinstance(template, Ref):
-            inst = self.instances[template.node_id]
-            if inst.kind == "map":
-                return [_future(child, load) for child in inst.children]
-            return _future(inst, load)
-        if isinstance(template, ParamRef):
-            return self.params[template.name]
-        if isinstance(template, list | tuple):
-            resolved = [self.resolve(item, load) for item in template]
-            return resolved if isinstance(template, list) else tuple(resolved)
-        if isinstance(template, dict):
-            return {self.resolve(k, load): self.resolve(v, load) for k, v in template.items()}
-        if isinstance(template, set | frozenset):
-            return type(template)(self.resolve(item, load) for item in template)
-        return template
+        return substitute(template, lambda ref, _: self._resolve_ref(ref, load))
+
+    def _resolve_ref(self, ref: Ref | ParamRef, load: Callable[[Instance], Any] | None) -> Any:
+        if isinstance(ref, ParamRef):
+            return self.params[ref.name]
+        inst = self.instances[ref.node_id]
+        if inst.kind == "map":
+            return [_future(child, load) for child in inst.children]
+        return _future(inst, load)
 
     def arguments(self, inst: Instance) -> dict[str, Any]:
         """The task's arguments by name, with each upstream output replaced by its hash (what a
@@ -323,16 +319,12 @@ class RunGraph:
         return arguments
 
     def _with_hashes(self, template: Any) -> Any:
-        if isinstance(template, Ref):
-            return self.instances[template.node_id].output_hash
-        if isinstance(template, ParamRef):
-            return self.params[template.name]
-        if isinstance(template, list | tuple):
-            items = [self._with_hashes(item) for item in template]
-            return items if isinstance(template, list) else tuple(items)
-        if isinstance(template, dict):
-            return {self._with_hashes(k): self._with_hashes(v) for k, v in template.items()}
-        return template
+        def replace(ref: Ref | ParamRef, _: object) -> Any:
+            if isinstance(ref, ParamRef):
+                return self.params[ref.name]
+            return self.instances[ref.node_id].output_hash
+
+        return substitute(template, replace)
 
     def describe_inputs(self, inst: Instance) -> tuple[list[dict[str, Any]], str | None]:
         """Readable inputs with their identities, and one hash over all of them.
@@ -370,7 +362,7 @@ class RunGraph:
         elif isinstance(value, ParamRef):
             entry["param"] = value.name
             entry["repr"] = preview(self.params[value.name])
-        elif not any(True for _ in iter_refs(value)):
+        elif not has_refs(value):
             entry["repr"] = preview(value)
         else:
             entry["tasks"] = sorted({r.node_id for r in iter_refs(value) if isinstance(r, Ref)})
@@ -383,9 +375,9 @@ class RunGraph:
             return self.instances[template.node_id].output_hash or ""
         if isinstance(template, ParamRef):
             return value_hash(self.params[template.name], memo=self.memo)
-        if isinstance(template, list | tuple) and any(True for _ in iter_refs(template)):
+        if isinstance(template, list | tuple) and has_refs(template):
             return combine([type(template).__name__, *(self._identity(t) for t in template)])
-        if isinstance(template, dict) and any(True for _ in iter_refs(template)):
+        if isinstance(template, dict) and has_refs(template):  # keys are constants
             items = sorted(f"{self._identity(k)}:{self._identity(v)}" for k, v in template.items())
             return combine(["dict", *items])
         key = id(template)

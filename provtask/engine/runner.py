@@ -20,11 +20,11 @@ import contextlib
 import functools
 import queue
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from ..clusters.pool import Pool
 from ..dag import DAG
 from ..errors import BatchJobError, ResourceError
 from ..mpi.call import worker_function
@@ -34,9 +34,10 @@ from .batching import Durations, Picked, Probing, take_picks
 from .cache import Cache, CachePolicy, load_on_worker
 from .chains import Chains, Hop, Segment, rider_key
 from .failures import Escalator, LostWorkers, reported_cause
+from .messages import Cancel, PoolEvent
 from .on_scheduler import WorkerDeparturePlugin
 from .on_worker import AttemptCall, RunPlugin, execute_attempt, execute_batch, execute_chain
-from .pools import Pool, Pools
+from .pools import Pools
 from .progress import Progress
 from .recorder import RunRecorder
 from .rungraph import Instance, RunGraph
@@ -52,13 +53,6 @@ PROGRESS_INTERVAL = 0.1  # s between progress snapshots
 
 
 _BATCH_ERROR = f"{BatchJobError.__module__}.{BatchJobError.__qualname__}"
-
-
-class Cancel:
-    """Inbox message: stop the run."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
 
 
 class Engine:
@@ -175,7 +169,7 @@ class Engine:
         """Hear a pool's events and install the run's plugins on its workers."""
 
         def handler(event: tuple[float, dict]) -> None:
-            self.inbox.put((pool, event[1]))
+            self.inbox.put(PoolEvent(pool, event[1]))
 
         pool.client.subscribe_topic(self.topic, handler)
         pool.client.register_plugin(self.worker_plugin)
@@ -190,7 +184,7 @@ class Engine:
             if isinstance(message, Cancel):
                 self.cancel_reason = message.reason
                 return
-            pool, report = message
+            pool, report = message.pool, message.report
             if report["op"] == "attempts":
                 for attempt in report["reports"]:
                     self._on_report(attempt)
@@ -666,8 +660,3 @@ def _by_client(futures: list[Any]) -> list[tuple[Any, list[Any]]]:
     for future in futures:
         groups.setdefault(id(future.client), (future.client, []))[1].append(future)
     return list(groups.values())
-
-
-def describe_exception(exc: BaseException) -> str:
-    """One-line cause plus the traceback, for the run's error column."""
-    return f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc))

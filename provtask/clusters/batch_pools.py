@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from distributed.core import Status
 
-from .pools import JobEvent, Pool, jobs_needed
+from .pool import JobEvent, Pool, jobs_needed
 
 if TYPE_CHECKING:
-    from ..clusters.config import PartitionConfig
+    from .config import PartitionConfig
 
 RESCALE_INTERVAL = 10.0  # s between repeated scale requests (they replace lost jobs)
 SQUEUE_INTERVAL = 3.0  # s between looks at jobs whose worker has not connected yet
@@ -144,6 +144,16 @@ class BatchPool(Pool):
     def release(self, now: float) -> list[JobEvent]:
         """The run is over: its jobs are cancelled when the pool closes."""
         return self._news() + self._cancelled(now, "the run ended")
+
+    def close(self) -> None:
+        """Close the cluster; if that fails, cancel the jobs it knew of directly."""
+        try:
+            super().close()
+        except Exception:
+            job_ids = [job.job_id for job in self.jobs.values() if job.job_id is not None]
+            if self.is_slurm and job_ids:
+                subprocess.run(["scancel", *job_ids], capture_output=True, timeout=SQUEUE_TIMEOUT)
+            raise
 
     def job_summary(self) -> str:
         alive = [job for job in self.jobs.values() if not job.ended]
@@ -316,22 +326,3 @@ def import_dask_jobqueue() -> None:
         import dask_jobqueue  # noqa: F401
     finally:
         signal.signal = install
-
-
-def partition_pool(partition: PartitionConfig, label: str | None = None) -> Pool:
-    """The pool of a configured partition: a batch-job cluster, or a local one. ``label``
-    (default: the partition's name) names its jobs in the store, e.g. ``cpu-0``."""
-    import dask
-    from distributed import Client
-
-    from ..clusters.jobqueue import job_class, make_cluster
-
-    import_dask_jobqueue()
-    # A lost worker fails its task at once so the engine records it and retries (see local_pool).
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        if partition.scheduler == "local":
-            cluster = make_cluster(partition)
-            return Pool(partition.name, Client(cluster, set_as_default=False), cluster, partition)
-        watch = JobWatch(label or partition.name)
-        cluster = make_cluster(partition, job_cls=watch.job_class(job_class(partition)))
-    return BatchPool(partition, Client(cluster, set_as_default=False), cluster, watch)
