@@ -92,3 +92,22 @@ def wait_until_gone(job_ids: set[str], timeout: float = 30.0) -> set[str]:
     while (left := active_jobs(job_ids)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return left
+
+
+def jobs_named(name: str) -> set[str]:
+    """The ids of the batch jobs squeue lists under this job name (pending, running…)."""
+    done = subprocess.run(
+        ["squeue", "--noheader", "--format=%i", f"--name={name}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(done.stdout.split())
+
+
+def wait_until_none_named(name: str, timeout: float = 30.0) -> set[str]:
+    """Wait for the jobs named ``name`` to leave squeue; returns those still there."""
+    deadline = time.monotonic() + timeout
+    while (left := jobs_named(name)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import getpass
 import hashlib
 import os
 import platform
 import secrets
+import signal
 import socket
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,20 +95,43 @@ def submit(
 def run(dag: DAG, *, progress: bool = False, **options: Any) -> RunResult:
     """Run ``dag`` to the end and return its :class:`RunResult` (options as :func:`submit`).
 
-    ``progress=True`` draws a progress bar (in a terminal or a Jupyter cell). Ctrl-C
-    cancels the run, records it as interrupted, and raises :class:`RunInterrupted`.
+    ``progress=True`` draws a progress bar (in a terminal or a Jupyter cell). Ctrl-C, or
+    SIGTERM when the process has no handler of its own for it, cancels the run (its batch
+    jobs too), records it as interrupted, and raises :class:`RunInterrupted`.
     """
     handle = submit(dag, **options)
     try:
-        if progress:
-            show_progress(handle)
-        while not handle.wait(timeout=0.25):
-            pass
+        with _sigterm_interrupts():
+            if progress:
+                show_progress(handle)
+            while not handle.wait(timeout=0.25):
+                pass
     except KeyboardInterrupt:
-        handle.cancel("interrupted (Ctrl-C)")
+        handle.cancel("interrupted (Ctrl-C or SIGTERM)")
         handle.wait(timeout=60)
         raise RunInterrupted(f"run {handle.run_id} interrupted") from None
     return handle.result()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """In the main thread, SIGTERM (what ``kill`` and SLURM send) acts as Ctrl-C, unless the
+    program handles it itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _execute(
