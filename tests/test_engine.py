@@ -297,8 +297,15 @@ def test_a_run_whose_driver_died_shows_as_interrupted(store_dir):
             "heartbeat_at": long_ago,
         }
     )
-    assert store.run("latest")["status"] == "interrupted"
-    assert list(store.runs()["status"]) == ["interrupted"]
+    alive = {**store.db["runs"].get("20200101-000000-dead00"), "started_at": long_ago + 1}
+    alive["heartbeat_at"] = time.time()
+    store.db["runs"].insert({**alive, "run_id": "20200101-000001-a11ve0"})
+    assert store.run("20200101-000000-dead00")["status"] == "interrupted"
+    assert list(store.runs()["status"]) == ["running", "interrupted"]
+    # Filters and limits see the status users see (provtask runs --status interrupted).
+    assert list(store.runs(status="interrupted")["run_id"]) == ["20200101-000000-dead00"]
+    assert list(store.runs(status="running")["run_id"]) == ["20200101-000001-a11ve0"]
+    assert list(store.runs(status="interrupted", limit=1)["run_id"]) == ["20200101-000000-dead00"]
 
 
 def test_each_attempt_records_what_it_printed(client, store_dir):

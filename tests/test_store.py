@@ -578,8 +578,14 @@ def test_check_hash_rejects_anything_but_64_lowercase_hex(bad):
         check_hash(bad)
 
 
-def test_check_hash_accepts_a_hash():
-    assert check_hash("0123456789abcdef" * 4) == "0123456789abcdef" * 4
+def test_a_stored_artifact_is_found_by_its_hash_and_a_mistyped_hash_is_not(store, writer):
+    data = pickle.dumps({"answer": 42})
+    hash_ = digest(data)
+    writer.insert("artifacts", {"hash": hash_, "size": len(data), "data": data})
+    writer.flush()
+    assert store.load_artifact(hash_) == {"answer": 42}
+    with pytest.raises(NotFoundError, match="not an artifact hash"):
+        store.load_artifact(hash_.upper())
 
 
 def test_artifact_paths_cannot_escape_the_store(root):

@@ -1,8 +1,9 @@
-"""Parquet snapshots of finished runs: the same frames as SQLite, and never stale or damaged."""
+"""Parquet snapshots of finished runs: taken by an explicit step (``Store.snapshot``, which a
+big run takes as it ends), read as the same frames as SQLite, never stale or damaged; reading
+never writes."""
 
 from __future__ import annotations
 
-import functools
 import shutil
 import sqlite3
 from pathlib import Path
@@ -101,12 +102,28 @@ def test_a_finished_run_is_read_from_its_snapshot_as_the_same_frame(store, table
     read = getattr(store, table)
     from_sqlite, used_sqlite = reads_table(store, table, lambda: read(RUN))
     assert used_sqlite and len(from_sqlite) == N
-    assert snapshot_file(store, table).is_file()
+    assert not snapshot_file(store, table).exists()  # reading wrote nothing
 
+    assert store.snapshot(RUN) == ["tasks", "attempts"]
+    assert snapshot_file(store, table).is_file()
     from_snapshot, used_sqlite = reads_table(store, table, lambda: read(RUN))
     assert not used_sqlite
     pd.testing.assert_frame_equal(from_snapshot, from_sqlite, check_exact=True)
     assert list(from_snapshot.dtypes) == list(from_sqlite.dtypes)
+
+
+def test_reads_never_write(store):
+    database = store.root / DB_NAME
+    before = (database.stat().st_mtime_ns, sorted(p.name for p in store.root.iterdir()))
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    for _ in range(2):
+        store.tasks(RUN)
+        store.attempts(RUN)
+        store.runs(status="interrupted")
+    store.conn.set_trace_callback(None)
+    assert not [s for s in statements if s.split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
+    assert (database.stat().st_mtime_ns, sorted(p.name for p in store.root.iterdir())) == before
 
 
 @task
@@ -118,16 +135,18 @@ def noisy(i: int) -> list[int]:
     return [i, i + 1]
 
 
-def test_a_real_run_reads_the_same_from_its_snapshot(client, store_dir):
+def test_a_big_run_snapshots_its_tables_as_it_ends(client, store_dir):
     with DAG("snapshot_demo") as dag:
         noisy.map(list(range(MIN_ROWS)))
     result = dag.run(client=client, store=store_dir)
     store = Store(store_dir)
     for table in ("tasks", "attempts"):
-        read = functools.partial(getattr(store, table), result.run_id)
-        from_sqlite, used_sqlite = reads_table(store, table, read)
-        from_snapshot, again = reads_table(store, table, read)
-        assert used_sqlite and not again
+        assert (store_dir / "snapshots" / result.run_id / f"{table}.parquet").is_file()
+        from_snapshot, used_sqlite = reads_table(
+            store, table, lambda t=table: getattr(store, t)(result.run_id)
+        )
+        assert not used_sqlite
+        from_sqlite = getattr(store, f"_{table}")({"run_id": result.run_id})
         pd.testing.assert_frame_equal(from_snapshot, from_sqlite, check_exact=True)
     attempts = store.attempts(result.run_id)
     assert attempts["stdout"].notna().sum() == MIN_ROWS // 500
@@ -136,7 +155,7 @@ def test_a_real_run_reads_the_same_from_its_snapshot(client, store_dir):
 
 
 def test_the_snapshot_serves_what_users_read_from_a_frame(store):
-    store.attempts(RUN)
+    store.snapshot(RUN)
     attempts = store.attempts(RUN)
     failed = attempts[attempts["status"] == "failed"]
     assert len(failed) == len(range(0, N, 97))
@@ -147,7 +166,7 @@ def test_the_snapshot_serves_what_users_read_from_a_frame(store):
 
 
 def test_a_later_write_to_the_run_makes_the_reader_use_sqlite_again(store):
-    store.attempts(RUN)
+    store.snapshot(RUN)
     writer = store.writer()
     key = {"run_id": RUN, "task_id": "simulate[5]", "attempt": 1}
     writer.update("attempts", key, {"exc_message": "changed after the run"})
@@ -156,19 +175,21 @@ def test_a_later_write_to_the_run_makes_the_reader_use_sqlite_again(store):
     frame, used_sqlite = reads_table(store, "attempts", lambda: store.attempts(RUN))
     assert used_sqlite
     assert frame.loc[5, "exc_message"] == "changed after the run"
+    store.snapshot(RUN)  # again, at the new revision
     again, used_sqlite = reads_table(store, "attempts", lambda: store.attempts(RUN))
-    assert not used_sqlite  # snapshotted again at the new revision
+    assert not used_sqlite
     assert again.loc[5, "exc_message"] == "changed after the run"
 
 
 def test_a_write_to_another_run_keeps_the_snapshot(store):
-    store.tasks(RUN)
+    store.snapshot(RUN)
     queue_run(store, "20260101-130000-d4e5f6", 3)
     _, used_sqlite = reads_table(store, "tasks", lambda: store.tasks(RUN))
     assert not used_sqlite
 
 
 def test_rows_added_by_hand_are_seen(store):
+    store.snapshot(RUN)
     expected = store.tasks(RUN)
     conn = sqlite3.connect(store.root / DB_NAME)
     conn.execute(
@@ -190,38 +211,39 @@ def test_rows_added_by_hand_are_seen(store):
     ],
 )
 def test_a_damaged_snapshot_falls_back_to_sqlite_and_is_rewritten(store, damage):
+    store.snapshot(RUN)
     expected = store.attempts(RUN)
     damage(snapshot_file(store, "attempts"))
 
     frame, used_sqlite = reads_table(store, "attempts", lambda: store.attempts(RUN))
     assert used_sqlite
     pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    assert store.snapshot(RUN) == ["tasks", "attempts"]
     again, used_sqlite = reads_table(store, "attempts", lambda: store.attempts(RUN))
     assert not used_sqlite
     pd.testing.assert_frame_equal(again, expected, check_exact=True)
 
 
 def test_a_snapshot_written_by_other_versions_is_not_used(store):
-    store.attempts(RUN)
+    store.snapshot(RUN)
     store.conn.execute("UPDATE snapshots SET format = 'schema 8, pandas 2.0.0, pyarrow 14.0.0'")
     _, used_sqlite = reads_table(store, "attempts", lambda: store.attempts(RUN))
     assert used_sqlite
 
 
-def test_live_small_and_filtered_reads_take_no_snapshot(tmp_path):
+def test_live_and_small_runs_are_not_snapshotted(tmp_path):
     store = Store(tmp_path / "store")
     queue_run(store, RUN, N, status="running")
     queue_run(store, "20260101-130000-d4e5f6", 10)
-    store.attempts(RUN)
-    store.attempts("20260101-130000-d4e5f6")
-    store.tasks(RUN, state="failed")
+    assert store.snapshot(RUN) == []
+    assert store.snapshot("20260101-130000-d4e5f6") == []
     assert not (tmp_path / "store" / "snapshots").exists()
     assert store.conn.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 0
     store.close()
 
 
 def test_filtered_reads_of_a_snapshotted_run_come_from_sqlite(store):
-    store.attempts(RUN)
+    store.snapshot(RUN)
     failed, used_sqlite = reads_table(
         store, "attempts", lambda: store.attempts(RUN, status="failed")
     )

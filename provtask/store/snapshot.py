@@ -1,12 +1,13 @@
 """Parquet snapshots of finished runs' tasks and attempts: big runs read in a fraction of a second.
 
 SQLite stays the source of truth. A snapshot is the very DataFrame ``Store.tasks(run)`` or
-``Store.attempts(run)`` returned, written to ``snapshots/<run_id>/<table>.parquet`` when a
-finished run with at least ``MIN_ROWS`` rows is first read that way, and recorded in the
-``snapshots`` table with the run's revision, its row count, the file's digest and the versions
-that wrote it. Every write to a run's tasks or attempts through provtask bumps the run's
-revision (``revisions`` table) in the same transaction. A snapshot is read only while all of it
-still holds; otherwise the reader reads SQLite and writes the snapshot again.
+``Store.attempts(run)`` returns, written to ``snapshots/<run_id>/<table>.parquet`` by the
+explicit step ``Store.snapshot(run)`` (which a run takes as it ends, when it has at least
+``MIN_ROWS`` tasks), and recorded in the ``snapshots`` table with the run's revision, its row
+count, the file's digest and the versions that wrote it. Every write to a run's tasks or
+attempts through provtask bumps the run's revision (``revisions`` table) in the same
+transaction. A snapshot is read only while all of it still holds; otherwise readers read
+SQLite. Reading never writes.
 """
 
 from __future__ import annotations
@@ -40,21 +41,34 @@ def bump_revisions(conn: sqlite3.Connection, run_ids: Iterable[str]) -> None:
     )
 
 
-def read_through(
+def load_snapshot(
+    conn: sqlite3.Connection, root: Path, run_id: str, table: str
+) -> pd.DataFrame | None:
+    """The run's whole ``table`` from its snapshot while that is current and intact, else None."""
+    return _load(conn, root, run_id, table)
+
+
+def take_snapshot(
     conn: sqlite3.Connection, root: Path, run_id: str, table: str, query: Callable[[], pd.DataFrame]
-) -> pd.DataFrame:
-    """The run's whole ``table`` as ``query`` returns it from SQLite: from its snapshot while
-    that is current, else from ``query``, then snapshotted if the run is finished and big."""
-    frame = _load(conn, root, run_id, table)
-    if frame is not None:
-        return frame
+) -> bool:
+    """Snapshot ``query()`` (the run's whole ``table``) if the run is finished, big, and its
+    snapshot is not current already; returns whether the table has a current snapshot."""
+    if _load(conn, root, run_id, table) is not None:
+        return True
+    if not _finished(conn, run_id):
+        return False
+    (count,) = conn.execute(
+        f'SELECT count(*) FROM "{table}" WHERE run_id = ?', (run_id,)
+    ).fetchone()
+    if count < MIN_ROWS:
+        return False
     before = _revision(conn, run_id)
     frame = query()
     # Equal revisions around the query: no write to the run committed in between, so the
     # frame is the run at that revision.
-    if len(frame) >= MIN_ROWS and _finished(conn, run_id) and _revision(conn, run_id) == before:
-        _save(conn, root, run_id, table, frame, before)
-    return frame
+    if _revision(conn, run_id) != before:
+        return False
+    return _save(conn, root, run_id, table, frame, before)
 
 
 def _revision(conn: sqlite3.Connection, run_id: str) -> int:
@@ -112,13 +126,14 @@ def _save(
     table: str,
     frame: pd.DataFrame,
     revision: int,
-) -> None:
-    """Write and record a snapshot; a store that cannot take one is simply read from SQLite."""
+) -> bool:
+    """Write and record a snapshot (whether it could); a store that cannot take one is simply
+    read from SQLite."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if not RUN_ID.fullmatch(run_id):
-        return
+        return False
     relative = f"{FOLDER}/{run_id}/{table}.parquet"
     try:
         sink = pa.BufferOutputStream()
@@ -131,4 +146,5 @@ def _save(
             (run_id, table, relative, revision, len(frame), digest(data), _format(), time.time()),
         )
     except (OSError, sqlite3.Error, pa.ArrowException):
-        return
+        return False
+    return True

@@ -20,7 +20,7 @@ from ..states import AttemptStatus, RunStatus, TaskState
 from .artifacts import ArtifactFiles, check_hash, load_verified
 from .connection import connect, database_path
 from .schema import migrate
-from .snapshot import read_through
+from .snapshot import SNAPSHOT_TABLES, load_snapshot, take_snapshot
 from .writer import StoreWriter
 
 if TYPE_CHECKING:
@@ -41,6 +41,13 @@ _TIME_COLUMNS = (
     "disconnected_at",
     "created_at",
     "job_submitted_at",
+)
+
+
+# A run's status as users see it (see is_stale); parameters: "running", the stale time.
+_STATUS_NOW = (
+    "CASE WHEN status = ? AND (heartbeat_at IS NULL OR heartbeat_at < ?) "
+    f"THEN '{RunStatus.INTERRUPTED.value}' ELSE status END AS status"
 )
 
 
@@ -130,20 +137,20 @@ class Store:
         return row
 
     def runs(self, dag: str | None = None, status: str | None = None, limit: int | None = None):
-        """All runs, newest first."""
+        """All runs, newest first; a ``running`` run whose driver stopped beating is
+        ``interrupted`` (also for the ``status`` filter)."""
+        columns = [row[1] for row in self.conn.execute("PRAGMA table_info(runs)")]
+        shown = ", ".join(
+            _STATUS_NOW if column == "status" else f'"{column}"' for column in columns
+        )
         where, params = _where({"dag_name": dag, "status": status})
-        import pandas as pd
-
-        sql = f"SELECT * FROM runs {where} ORDER BY started_at DESC"
+        sql = f"SELECT * FROM (SELECT {shown} FROM runs) {where} ORDER BY started_at DESC"
+        params = [RunStatus.RUNNING.value, time.time() - STALE_AFTER, *params]
         if limit:
             sql += " LIMIT ?"
             params.append(limit)
         frame = self._frame(sql, params)
         frame["duration"] = frame["ended_at"] - frame["started_at"]
-        stale = (frame["status"] == RunStatus.RUNNING.value) & (
-            frame["heartbeat_at"] < pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=STALE_AFTER)
-        )
-        frame.loc[stale, "status"] = RunStatus.INTERRUPTED.value
         return _categorical(frame, "status", [s.value for s in RunStatus])
 
     # -- tasks and attempts -----------------------------------------------------------------
@@ -153,18 +160,19 @@ class Store:
         """The tasks of a run (map elements included), in the order they became known.
 
         A finished run's whole table is read from its Parquet snapshot while that is current
-        (see ``snapshot.py``); the frame is the same either way."""
+        (see :meth:`snapshot`); the frame is the same either way."""
         run_id = self.resolve_run(run)
-        where, params = _where({"run_id": run_id, "state": state, "name": name})
-
-        def query() -> pd.DataFrame:
-            frame = self._frame(f"SELECT * FROM tasks {where} ORDER BY rowid", params)
-            frame["duration"] = frame["ended_at"] - frame["started_at"]
-            return _categorical(frame, "state", [s.value for s in TaskState])
-
         if state is None and name is None:
-            return read_through(self.conn, self.root, run_id, "tasks", query)
-        return query()
+            frame = load_snapshot(self.conn, self.root, run_id, "tasks")
+            if frame is not None:
+                return frame
+        return self._tasks({"run_id": run_id, "state": state, "name": name})
+
+    def _tasks(self, filters: dict[str, Any]) -> pd.DataFrame:
+        where, params = _where(filters)
+        frame = self._frame(f"SELECT * FROM tasks {where} ORDER BY rowid", params)
+        frame["duration"] = frame["ended_at"] - frame["started_at"]
+        return _categorical(frame, "state", [s.value for s in TaskState])
 
     def attempts(
         self,
@@ -175,17 +183,32 @@ class Store:
         """Attempts (one row per try), optionally filtered by run, task id and status; a
         finished run's attempts come from its snapshot, as in :meth:`tasks`."""
         run_id = self.resolve_run(run) if run is not None else None
-        where, params = _where({"run_id": run_id, "task_id": task, "status": status})
-
-        def query() -> pd.DataFrame:
-            frame = self._frame(f"SELECT * FROM attempts {where} ORDER BY rowid", params)
-            frame["duration"] = frame["ended_at"] - frame["started_at"]
-            frame["queue_wait"] = frame["started_at"] - frame["submitted_at"]
-            return _categorical(frame, "status", [s.value for s in AttemptStatus])
-
         if run_id is not None and task is None and status is None:
-            return read_through(self.conn, self.root, run_id, "attempts", query)
-        return query()
+            frame = load_snapshot(self.conn, self.root, run_id, "attempts")
+            if frame is not None:
+                return frame
+        return self._attempts({"run_id": run_id, "task_id": task, "status": status})
+
+    def _attempts(self, filters: dict[str, Any]) -> pd.DataFrame:
+        where, params = _where(filters)
+        frame = self._frame(f"SELECT * FROM attempts {where} ORDER BY rowid", params)
+        frame["duration"] = frame["ended_at"] - frame["started_at"]
+        frame["queue_wait"] = frame["started_at"] - frame["submitted_at"]
+        return _categorical(frame, "status", [s.value for s in AttemptStatus])
+
+    def snapshot(self, run: str) -> list[str]:
+        """Write Parquet snapshots of a finished run's tasks and attempts (tables with at
+        least ``snapshot.MIN_ROWS`` rows), for fast reads later; returns the tables that have
+        a current snapshot. The only read path that writes; runs call it as they end."""
+        run_id = self.resolve_run(run)
+        reads = {"tasks": self._tasks, "attempts": self._attempts}
+        return [
+            table
+            for table in SNAPSHOT_TABLES
+            if take_snapshot(
+                self.conn, self.root, run_id, table, lambda t=table: reads[t]({"run_id": run_id})
+            )
+        ]
 
     def workers(self, run: str) -> pd.DataFrame:
         """Workers that served a run, with connect / disconnect times."""
