@@ -12,8 +12,8 @@ component:
 - ``opaque:<module>.<name>``: a module-level object with no stable hash, by its type only;
 - ``lib:<package>``: the version of each third-party package it reaches.
 
-User code is any module whose file is outside the Python installation and site-packages
-(``__main__``, DAG files, your own packages, editable installs); the standard library counts
+User code is any module whose file is outside the standard library and site-packages
+(``__main__``, DAG files, your own packages, editable installs, code in a venv's folder); the standard library counts
 for nothing, third-party packages and provtask itself for their versions.
 """
 
@@ -346,11 +346,12 @@ def _is_library_file(file: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _library_roots() -> tuple[str, ...]:
-    """The Python installation and every site-packages directory."""
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    roots.update(site.getsitepackages())
+    """The standard library and every site-packages directory. Not ``sys.prefix`` itself:
+    a venv made at a project's root, or Debian's ``/usr``, has user code under it."""
+    roots = set(site.getsitepackages())
     roots.add(site.getusersitepackages())
-    roots.update(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib"))
+    paths = sysconfig.get_paths()
+    roots.update(paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib"))
     return tuple(os.path.join(os.path.realpath(root), "") for root in roots if root)
 
 

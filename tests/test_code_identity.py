@@ -286,6 +286,25 @@ def test_editing_a_helper_or_a_constant_it_reads_changes_the_hash(
     assert changed == {component}
 
 
+def test_user_code_under_sys_prefix_is_user_code(project, monkeypatch):
+    """A venv made at the project's root (``python -m venv .``) puts sys.prefix above the
+    project's own modules; Debian's Python has sys.prefix /usr."""
+    from provtask import code_identity as module
+
+    monkeypatch.setattr(sys, "prefix", str(project.root))
+    monkeypatch.setattr(sys, "exec_prefix", str(project.root))
+    module._library_roots.cache_clear()
+    module._is_library_file.cache_clear()
+    try:
+        before = project.identity(PROJECT)
+        after = project.identity(edited(PROJECT, "helpers", "* SCALE", "/ SCALE"))
+    finally:
+        module._library_roots.cache_clear()
+        module._is_library_file.cache_clear()
+    assert "helper:helpers.compute" in before.components
+    assert after.hash != before.hash
+
+
 @pytest.mark.parametrize(
     ("module", "old", "new"),
     [

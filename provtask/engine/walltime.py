@@ -43,6 +43,11 @@ def stop_attempt(client: Any, future: Any, worker: str) -> tuple[bool, str | Non
         killed = client.run(_kill_worker_process, workers=[worker], nanny=True)
     except KeyError:
         return False, None  # the worker is already gone
+    except (OSError, TimeoutError) as exc:  # CommClosedError is an OSError
+        return False, (
+            f"its worker {worker} could not be reached to stop it ({type(exc).__name__}: {exc}), "
+            "so the task may run on there until it returns"
+        )
     if not killed:
         return False, (
             f"its worker {worker} has no nanny to kill it, so the task may run on there until "
