@@ -13,8 +13,9 @@ component:
 - ``lib:<package>``: the version of each third-party package it reaches.
 
 User code is any module whose file is outside the standard library and site-packages
-(``__main__``, DAG files, your own packages, editable installs, code in a venv's folder); the standard library counts
-for nothing, third-party packages and provtask itself for their versions.
+(``__main__``, DAG files, your own packages, editable installs, code in a venv's folder); the
+standard library counts for nothing, third-party packages and provtask itself for their
+versions.
 """
 
 from __future__ import annotations
