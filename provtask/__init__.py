@@ -28,8 +28,7 @@ from .errors import (
 )
 from .states import AttemptStatus, RunStatus, TaskState
 from .tasks import mpi_task, task
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 if TYPE_CHECKING:
     from .engine.handle import RunHandle, RunResult

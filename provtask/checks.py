@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from .dag import DAG
 from .errors import DAGError, UnhashableValue
 from .hashing import value_hash
 from .mpi.check import check_mpi_task
@@ -16,6 +15,7 @@ from .templates import has_refs
 
 if TYPE_CHECKING:
     from .clusters.config import ClustersConfig
+    from .dag import DAG
 
 _ALWAYS_PICKLABLE = (type(None), bool, int, float, complex, str, bytes)
 

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..checks import check_runnable
 from ..clusters.factory import client_pool, local_pool
-from ..dag import DAG
 from ..errors import RunInterrupted
 from ..store import Store
 from .cache import CachePolicy
@@ -33,6 +32,7 @@ from .runner import Engine
 
 if TYPE_CHECKING:
     from ..clusters.config import ClustersConfig
+    from ..dag import DAG
 
 _ACTIVE: weakref.WeakSet[RunHandle] = weakref.WeakSet()
 EXIT_GRACE = 10.0  # s given to runs to record their interruption when Python exits
@@ -198,7 +198,7 @@ def _run_row(dag: DAG, params: dict[str, Any]) -> dict[str, Any]:
     import dask
     import distributed
 
-    from .. import __version__
+    from ..version import __version__
 
     source = dag.source_file
     return {

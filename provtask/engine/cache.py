@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..dag import MapRef, Ref, iter_refs
 from ..errors import DAGError, NotFoundError
 from ..hashing import HASH_SCHEME, PathMemo, combine, value_hash
+from ..refs import MapRef, Ref
 from ..states import TaskState
 from ..store.artifacts import ArtifactFiles, load_verified
 from ..store.cache_lookup import Source, check_source, discard_corrupted, find_sources
 from ..store.connection import connect
+from ..templates import iter_refs
 from .recorder import RunRecorder
 from .rungraph import Instance, RunGraph
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..dag import Ref
 from ..errors import RunFailed, RunInterrupted
+from ..refs import Ref
 from ..states import RunStatus, TaskState
 from ..store import Store
 from .messages import Cancel

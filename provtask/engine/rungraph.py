@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from ..dag import DAG
 from ..errors import UnhashableValue
 from ..hashing import PathMemo, combine, value_hash
 from ..refs import MapRef, ParamRef, Ref
@@ -22,6 +21,9 @@ from ..states import TaskState
 from ..store.artifacts import preview
 from ..tasks import TaskDef
 from ..templates import has_refs, iter_refs, substitute
+
+if TYPE_CHECKING:
+    from ..dag import DAG
 
 _SCALARS = (int, float, str, bytes, bool, type(None))
 _MAP_INCOMPLETE = "an element of this map did not succeed"

@@ -22,10 +22,9 @@ import queue
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..clusters.pool import Pool
-from ..dag import DAG
 from ..errors import BatchJobError, ResourceError
 from ..mpi.call import worker_function
 from ..states import AttemptStatus, RunStatus, TaskState
@@ -42,6 +41,9 @@ from .progress import Progress
 from .recorder import RunRecorder
 from .rungraph import Instance, RunGraph
 from .walltime import Deadlines, stop_attempt
+
+if TYPE_CHECKING:
+    from ..dag import DAG
 
 SCAN_INTERVAL = 2.0  # s between checks of in-flight futures for lost attempts
 INBOX_TIMEOUT = 0.5  # s the loop waits for reports before doing its periodic chores

@@ -1,0 +1,3 @@
+"""The version of provtask (also in pyproject.toml)."""
+
+__version__ = "0.1.0"
