@@ -36,7 +36,7 @@ STORE = {
         ("µs per attempt, caller's side", ""),
     ],
     "attempts_frame": [
-        ("seconds, from SQLite (writes the snapshot)", ""),
+        ("seconds, from SQLite", ""),
         ("seconds, from the snapshot", "≤ 2"),
     ],
     "dag_build": [

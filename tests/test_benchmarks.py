@@ -20,5 +20,6 @@ def test_benchmark_command_prints_the_table_with_targets():
     )
     lines = done.stdout.splitlines()
     build = next(line for line in lines if line.startswith("DAG: build + validate s"))
-    assert build.split()[-1] == "3"  # the target column
+    measured = build.removeprefix("DAG: build + validate s").split()[0]
+    assert float(measured) > 0  # a figure was measured, not left blank
     assert "peak RSS MB" in done.stdout

@@ -354,8 +354,11 @@ def test_unknown_param_is_an_error_listing_known_ones():
             simulate(ParamRef("ghost"))
 
 
-def test_param_error_is_a_dag_error():
-    assert issubclass(ParamError, DAGError)
+def test_a_param_error_is_caught_as_a_dag_error():
+    with DAG("p", params={"n": 8}) as dag:
+        simulate(dag.param("n"))
+    with pytest.raises(DAGError, match="unknown param 'm'"):
+        dag.resolve_params({"m": 1})
 
 
 @pytest.mark.parametrize(
