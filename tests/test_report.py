@@ -108,7 +108,9 @@ def test_chromium_renders_the_report_offline(failed_run, tmp_path):
 
     dom = browse(tmp_path, "--dump-dom", page.as_uri()).stdout
     assert dom.count('<rect class="bar') == drawn_attempts(store, run_id)
-    assert len(re.findall(r'<text class="lane-label"[^>]*>tcp://', dom)) == 2
+    # One lane per worker that ran an attempt (how work spread over workers is up to Dask).
+    workers = set(store.attempts(run_id)["worker"].dropna())
+    assert len(re.findall(r'<text class="lane-label"[^>]*>tcp://', dom)) == len(workers) >= 1
     assert re.search(r'<tr class="failed-task"><td><code>explode</code>', dom)
 
     shot = tmp_path / "shot.png"
