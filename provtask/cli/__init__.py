@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from .cache import replay, why
+from .replay import replay, why
 from .clusters import clusters
 from .doctor import doctor
 from .jobs import jobs
