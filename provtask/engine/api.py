@@ -97,9 +97,10 @@ def submit(
     store: str | os.PathLike | Store | None = None,
     client: Any = None,
     n_workers: int | None = None,
-    clusters: ClustersConfig | str | os.PathLike | None = None,
+    clusters: ClustersConfig | str | os.PathLike | bool | None = None,
     cache: bool = True,
     refresh: str | list[str] | None = None,
+    keep: str | list[str] | None = None,
     replay_of: str | None = None,
     record_env: list[str] | None = None,
 ) -> RunHandle:
@@ -111,6 +112,7 @@ def submit(
     - ``clusters``: a clusters file (or its loaded :class:`ClustersConfig`) gives one cluster
       per partition; when omitted, the file is searched for as ``provtask clusters`` shows
       (``$PROVTASK_CLUSTERS``, ``./clusters.yaml``, ``~/.config/provtask/clusters.yaml``);
+      ``clusters=False`` searches for none;
     - otherwise an embedded ``LocalCluster`` with ``n_workers`` single-threaded processes
       (one per core), closed with the run.
 
@@ -119,18 +121,24 @@ def submit(
     Caching (docs/caching.md): a task whose key has an intact output in the store is
     ``cached`` and does not run. ``cache=False`` looks nothing up; ``refresh`` (task names,
     ids or patterns such as ``"simulate*"``) recomputes the matching tasks and everything
-    downstream of them. ``replay_of`` records the run this one replays (see
-    :func:`provtask.replay`).
+    downstream of them. ``keep`` (patterns too) reuses the recorded outputs of the matching
+    tasks although their code changed, when their inputs are the same. ``replay_of``
+    records the run this one replays (see :func:`provtask.replay`).
 
     The run's context is recorded (:meth:`Store.run_context`), with the environment variables
     named by ``record_env`` and by ``record-env`` in the clusters file.
     """
-    policy = CachePolicy.make(cache, refresh)
+    policy = CachePolicy.make(cache, refresh, keep)
     config = None if client is not None else _clusters_config(clusters)
     check_runnable(dag, config)
     resolved = dag.resolve_params(params)
     context = collect_context(
-        dag, resolved, config, client_given=client is not None, record_env=record_env or ()
+        dag,
+        resolved,
+        config,
+        client_given=client is not None,
+        record_env=record_env or (),
+        keep=policy.keep,
     )
     opened = store if isinstance(store, Store) else Store(store)
     handle = RunHandle(new_run_id(), opened.root)
@@ -256,10 +264,12 @@ def _run_engine(
 
 
 def _clusters_config(
-    clusters: ClustersConfig | str | os.PathLike | None,
+    clusters: ClustersConfig | str | os.PathLike | bool | None,
 ) -> ClustersConfig | None:
     from ..clusters.config import ClustersConfig, load_clusters
 
+    if clusters is False:
+        return None
     if isinstance(clusters, ClustersConfig):
         return clusters
     return load_clusters(Path(clusters) if clusters is not None else None)
