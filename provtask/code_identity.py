@@ -44,6 +44,7 @@ _PREFIX = f"provtask-code-v{HASH_SCHEME}"
 # Digests by id of code object; the code object is kept so that its id is not reused. Not by
 # equality: code objects that differ only in annotations or default values compare equal.
 _DIGESTS: dict[int, tuple[object, str]] = {}
+_SOURCES: dict[int, tuple[object, str]] = {}  # normalised sources, kept the same way
 _DIGESTS_MAX = 4096
 _DAGFILE_MODULE_PREFIX = "provtask_dagfile_"
 
@@ -54,6 +55,9 @@ class CodeIdentity:
 
     hash: str
     components: dict[str, str]
+    # Normalised source of the ``source``, ``helper:`` and ``class:`` components known by
+    # source (for ``provtask why`` to show what changed); not part of the identity.
+    sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
 def code_identity(fn: Callable) -> CodeIdentity:
@@ -62,7 +66,8 @@ def code_identity(fn: Callable) -> CodeIdentity:
     walker.visit_task(fn)
     components = dict(sorted(walker.components.items()))
     text = "\n".join([_PREFIX, *(f"{name}={digest}" for name, digest in components.items())])
-    return CodeIdentity(hashlib.blake2b(text.encode(), digest_size=32).hexdigest(), components)
+    digest = hashlib.blake2b(text.encode(), digest_size=32).hexdigest()
+    return CodeIdentity(digest, components, dict(sorted(walker.sources.items())))
 
 
 def code_hash(fn: Callable) -> str:
@@ -106,6 +111,7 @@ class _Walker:
 
     def __init__(self) -> None:
         self.components: dict[str, str] = {}
+        self.sources: dict[str, str] = {}
         self.visited: set[int] = set()  # functions and classes, visited once
         self.open_modules: set[int] = set()  # user modules being resolved (cycle guard)
 
@@ -117,6 +123,7 @@ class _Walker:
             )
         self.visited.add(id(fn))
         self.components["source"] = _function_digest(fn)
+        self._keep_source("source", fn)
         if (defaults := self._defaults(fn)) is not None:
             self.components["defaults"] = defaults
         self._scan(fn)
@@ -170,11 +177,17 @@ class _Walker:
         name = f"{_module_label(module, file)}.{obj.__qualname__}"
         if isinstance(obj, type):
             self.components[f"class:{name}"] = self._class(obj)
+            self._keep_source(f"class:{name}", obj)
             return
         digest = _function_digest(obj)
+        self._keep_source(f"helper:{name}", obj)
         defaults = self._defaults(obj)
         self.components[f"helper:{name}"] = digest if defaults is None else f"{digest}+{defaults}"
         self._scan(obj)
+
+    def _keep_source(self, component: str, obj: FunctionType | type) -> None:
+        if (text := _source_text(obj)) is not None:
+            self.sources[component] = text
 
     def _class(self, cls: type) -> str:
         """The class's digest; its methods' references and user base classes are followed."""
@@ -280,7 +293,7 @@ def _function_digest(fn: FunctionType) -> str:
     """
 
     def compute() -> str:
-        source = function_source(fn)
+        source = _source_text(fn)
         payload = source.encode() if source is not None else _bytecode_identity(fn.__code__)
         return hashlib.sha256(payload).hexdigest()
 
@@ -295,14 +308,26 @@ def _class_digest(cls: type, methods: list[tuple[str, FunctionType]]) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
-def _remembered(key: object, compute: Callable[[], str]) -> str:
+def _source_text(obj: FunctionType | type) -> str | None:
+    """The normalised source of a function or class, once per code object or class."""
+    if isinstance(obj, type):
+        text = _remembered(obj, lambda: _normalised_source(obj, (ast.ClassDef,)) or "", _SOURCES)
+    else:
+        text = _remembered(obj.__code__, lambda: function_source(obj) or "", _SOURCES)
+    return text or None
+
+
+def _remembered(
+    key: object, compute: Callable[[], str], memo: dict[int, tuple[object, str]] | None = None
+) -> str:
     """``compute()``, once per code object or class while it lives."""
-    if (known := _DIGESTS.get(id(key))) is not None:
+    memo = _DIGESTS if memo is None else memo
+    if (known := memo.get(id(key))) is not None:
         return known[1]
     digest = compute()
-    if len(_DIGESTS) >= _DIGESTS_MAX:
-        _DIGESTS.clear()
-    _DIGESTS[id(key)] = (key, digest)
+    if len(memo) >= _DIGESTS_MAX:
+        memo.clear()
+    memo[id(key)] = (key, digest)
     return digest
 
 

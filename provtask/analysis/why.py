@@ -1,13 +1,15 @@
-"""``provtask why``: why a task was reused from the cache or recomputed.
+"""``provtask why``: why a task was reused from the cache, kept, or recomputed.
 
 The task is compared with the same task (same id, else same name) in the nearest earlier run
-of the same DAG: which part of the cache key differs — a component of the code identity, an
-input (by argument name) or the ``cache_version`` — or, when the keys are equal, why the
-earlier result could not be used.
+of the same DAG — for a task kept by ``keep``, with the task whose output it kept: which part
+of the cache key differs — a component of the code identity (with a unified diff of its
+normalised source when the store has both), an input (by argument name) or the
+``cache_version`` — or, when the keys are equal, why the earlier result could not be used.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
@@ -22,14 +24,19 @@ def why(store: Store, run: str, task_id: str) -> dict[str, Any]:
 
     Returns ``task`` (the task's row: state, cache status, note, source), ``compared_with``
     (the earlier task, or None) and ``differences``: one dict per differing part of the key,
-    with ``part`` (``code``, ``input`` or ``cache_version``), ``name``, ``before``, ``after``.
+    with ``part`` (``code``, ``input`` or ``cache_version``), ``name``, ``before``, ``after``
+    and, for code, ``diff`` (unified diff lines of the normalised source, empty if unknown).
     ``explanation`` says it in words.
     """
     run_id = store.resolve_run(run)
     task = _task_row(store, "t.run_id = ? AND t.task_id = ?", (run_id, task_id))
     if task is None:
         raise NotFoundError(f"run {run_id} has no task {task_id!r}; list them: provtask tasks")
-    earlier = _nearest_earlier(store, run_id, task)
+    if task["cache"] == "kept":
+        where = "t.run_id = ? AND t.task_id = ?"
+        earlier = _task_row(store, where, (task["source_run"], task["source_task"]))
+    else:
+        earlier = _nearest_earlier(store, run_id, task)
     differences = _differences(store, earlier, task) if earlier else []
     return {
         "task": task,
@@ -70,11 +77,18 @@ def _nearest_earlier(store: Store, run_id: str, task: dict[str, Any]) -> dict[st
 def _differences(store: Store, before: dict[str, Any], after: dict[str, Any]) -> list[dict]:
     found: list[dict[str, Any]] = []
     if before["code_hash"] != after["code_hash"]:
-        old, new = _components(store, before["code_hash"]), _components(store, after["code_hash"])
+        old, old_sources = _components(store, before["code_hash"])
+        new, new_sources = _components(store, after["code_hash"])
         for name in sorted(set(old) | set(new)):
             if old.get(name) != new.get(name):
                 found.append(
-                    {"part": "code", "name": name, "before": old.get(name), "after": new.get(name)}
+                    {
+                        "part": "code",
+                        "name": name,
+                        "before": old.get(name),
+                        "after": new.get(name),
+                        "diff": _diff(name, old_sources.get(name), new_sources.get(name)),
+                    }
                 )
         if not found:  # components unknown (a store from before they were kept)
             found.append(
@@ -83,6 +97,7 @@ def _differences(store: Store, before: dict[str, Any], after: dict[str, Any]) ->
                     "name": "code_hash",
                     "before": before["code_hash"],
                     "after": after["code_hash"],
+                    "diff": [],
                 }
             )
     if before["inputs"] is not None and after["inputs"] is not None:
@@ -106,11 +121,29 @@ def _differences(store: Store, before: dict[str, Any], after: dict[str, Any]) ->
     return found
 
 
-def _components(store: Store, code_hash: str | None) -> dict[str, str]:
+def _components(store: Store, code_hash: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """A code hash's components and the normalised sources known for them."""
     row = store.conn.execute(
-        "SELECT components FROM code WHERE code_hash = ?", (code_hash,)
+        "SELECT components, sources FROM code WHERE code_hash = ?", (code_hash,)
     ).fetchone()
-    return json.loads(row[0]) if row else {}
+    if row is None:
+        return {}, {}
+    return json.loads(row[0]), json.loads(row[1] or "{}")
+
+
+def _diff(name: str, before: str | None, after: str | None) -> list[str]:
+    """Unified diff lines between two normalised sources (none if either is unknown and the
+    component is not new or gone)."""
+    if before is None and after is None:
+        return []
+    lines = difflib.unified_diff(
+        (before or "").splitlines(),
+        (after or "").splitlines(),
+        fromfile=f"{name} (before)",
+        tofile=f"{name} (after)",
+        lineterm="",
+    )
+    return list(lines)
 
 
 def _show(entry: dict[str, Any] | None) -> str | None:
@@ -140,14 +173,20 @@ def _explain(task: dict[str, Any], earlier: dict[str, Any] | None, differences: 
         lines.append("it never became ready, so it was not looked up in the cache")
         return "\n".join(lines)
     lines.append(f"cache: {status}" + (f" ({note})" if note else ""))
+    if status == "kept" and earlier is not None:
+        lines.append(
+            f"compared with the kept output's task, run {earlier['run_id']}, task "
+            f"{earlier['task_id']}:"
+        )
+        lines += _show_differences(differences)
+        return "\n".join(lines)
     if earlier is None:
         lines.append("no earlier run of this DAG has this task: nothing to reuse")
         return "\n".join(lines)
     lines.append(
         f"compared with run {earlier['run_id']}, task {earlier['task_id']} ({earlier['state']}):"
     )
-    for diff in differences:
-        lines.append(f"  {diff['part']} {diff['name']}: {diff['before']} -> {diff['after']}")
+    lines += _show_differences(differences)
     if differences:
         return "\n".join(lines)
     if earlier["cache_key"] is None:
@@ -159,3 +198,14 @@ def _explain(task: dict[str, Any], earlier: dict[str, Any] | None, differences: 
     else:
         lines.append("  same key: the earlier output was not usable (see the note above)")
     return "\n".join(lines)
+
+
+def _show_differences(differences: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for diff in differences:
+        before, after = diff["before"], diff["after"]
+        if diff["part"] == "code" and before and after and len(before) == len(after) == 64:
+            before, after = before[:_SHORT] + "…", after[:_SHORT] + "…"
+        lines.append(f"  {diff['part']} {diff['name']}: {before} -> {after}")
+        lines += [f"    {line}" for line in diff.get("diff", [])]
+    return lines

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import click
 
-from .cache import replay, why
 from .clusters import clusters
+from .diff import diff
 from .doctor import doctor
 from .jobs import jobs
 from .query import efficiency_command, export, runs, show, tasks
+from .replay import replay
 from .report import lineage, report
 from .run import run
+from .why import why
 
 
 @click.group()
@@ -23,7 +25,7 @@ def main() -> None:
 
 
 _COMMANDS = (run, runs, show, tasks, efficiency_command, export, report, lineage, clusters)
-for _command in (*_COMMANDS, why, replay, doctor, jobs):
+for _command in (*_COMMANDS, why, replay, diff, doctor, jobs):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from ..engine.handle import RunHandle
 
 
-def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
+def parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    """``--param NAME=VALUE`` options as name → text."""
     params = {}
     for item in values:
         name, sep, text = item.partition("=")
@@ -42,6 +43,9 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     metavar="PATTERN",
     help="Recompute tasks whose name or id matches (fnmatch), and all downstream.",
 )
+@click.option(
+    "--record-env", multiple=True, metavar="NAME", help="Record this environment variable."
+)
 @clusters_option
 @store_option
 @friendly_errors
@@ -53,6 +57,7 @@ def run(
     progress: bool,
     no_cache: bool,
     refresh: tuple[str, ...],
+    record_env: tuple[str, ...],
     clusters_path: Path | None,
     store_path: Path,
 ) -> None:
@@ -61,7 +66,7 @@ def run(
     from ..engine.api import submit
 
     dag = load_dag_file(dag_file, dag_name)
-    resolved = dag.resolve_params(_parse_params(params), from_text=True)
+    resolved = dag.resolve_params(parse_params(params), from_text=True)
     handle = submit(
         dag,
         params=resolved,
@@ -70,6 +75,7 @@ def run(
         clusters=clusters_path,
         cache=not no_cache,
         refresh=list(refresh),
+        record_env=list(record_env),
     )
     click.echo(f"run {handle.run_id} of DAG {dag.name!r} (store: {handle.store_path})", err=True)
     follow_run(handle, store_path, progress)

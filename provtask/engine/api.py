@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..checks import check_runnable
 from ..clusters.factory import client_pool, local_pool
 from ..errors import RunInterrupted
+from ..runcontext import RunContext, collect_context
 from ..store import Store
 from .cache import CachePolicy
 from .handle import RunHandle, RunResult
@@ -50,10 +51,12 @@ def submit(
     store: str | os.PathLike | Store | None = None,
     client: Any = None,
     n_workers: int | None = None,
-    clusters: ClustersConfig | str | os.PathLike | None = None,
+    clusters: ClustersConfig | str | os.PathLike | bool | None = None,
     cache: bool = True,
     refresh: str | list[str] | None = None,
+    keep: str | list[str] | None = None,
     replay_of: str | None = None,
+    record_env: list[str] | None = None,
 ) -> RunHandle:
     """Validate ``dag`` and start running it in a background thread; returns at once.
 
@@ -63,6 +66,7 @@ def submit(
     - ``clusters``: a clusters file (or its loaded :class:`ClustersConfig`) gives one cluster
       per partition; when omitted, the file is searched for as ``provtask clusters`` shows
       (``$PROVTASK_CLUSTERS``, ``./clusters.yaml``, ``~/.config/provtask/clusters.yaml``);
+      ``clusters=False`` searches for none;
     - otherwise an embedded ``LocalCluster`` with ``n_workers`` single-threaded processes
       (one per core), closed with the run.
 
@@ -71,19 +75,31 @@ def submit(
     Caching (docs/caching.md): a task whose key has an intact output in the store is
     ``cached`` and does not run. ``cache=False`` looks nothing up; ``refresh`` (task names,
     ids or patterns such as ``"simulate*"``) recomputes the matching tasks and everything
-    downstream of them. ``replay_of`` records the run this one replays (see
-    :func:`provtask.replay`).
+    downstream of them. ``keep`` (patterns too) reuses the recorded outputs of the matching
+    tasks although their code changed, when their inputs are the same. ``replay_of``
+    records the run this one replays (see :func:`provtask.replay`).
+
+    The run's context is recorded (:meth:`Store.run_context`), with the environment variables
+    named by ``record_env`` and by ``record-env`` in the clusters file.
     """
-    policy = CachePolicy.make(cache, refresh)
+    policy = CachePolicy.make(cache, refresh, keep)
     config = None if client is not None else _clusters_config(clusters)
     check_runnable(dag, config)
     resolved = dag.resolve_params(params)
+    context = collect_context(
+        dag,
+        resolved,
+        config,
+        client_given=client is not None,
+        record_env=record_env or (),
+        keep=policy.keep,
+    )
     opened = store if isinstance(store, Store) else Store(store)
     handle = RunHandle(new_run_id(), opened.root)
     run_row = {**_run_row(dag, resolved), "replay_of": replay_of}
     thread = threading.Thread(
         target=_execute,
-        args=(handle, dag, resolved, opened, run_row, client, n_workers, config, policy),
+        args=(handle, dag, resolved, opened, run_row, client, n_workers, config, policy, context),
         name=f"provtask-run-{handle.run_id}",
         daemon=True,
     )
@@ -144,6 +160,7 @@ def _execute(
     n_workers: int | None,
     config: ClustersConfig | None,
     policy: CachePolicy,
+    context: RunContext,
 ) -> None:
     """The run's thread: a :class:`RunLifecycle` around the engine."""
 
@@ -171,7 +188,7 @@ def _execute(
         )
 
     try:
-        RunLifecycle(handle, store).execute(run_row, open_pools, make_engine)
+        RunLifecycle(handle, store).execute(run_row, open_pools, make_engine, context)
     finally:
         _ACTIVE.discard(handle)
 
@@ -181,6 +198,8 @@ def _clusters_config(
 ) -> ClustersConfig | None:
     from ..clusters.config import ClustersConfig, load_clusters
 
+    if clusters is False:
+        return None
     if isinstance(clusters, ClustersConfig):
         return clusters
     return load_clusters(Path(clusters) if clusters is not None else None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from ..states import TaskState
 from ..store.artifacts import ArtifactFiles, load_verified
 from ..store.cache_lookup import Source, check_source, discard_corrupted, find_sources
 from ..store.connection import connect
+from ..store.keep_lookup import Wanted, changed_components, find_kept
 from ..templates import iter_refs
 from .recorder import RunRecorder
 from .rungraph import Instance, RunGraph
@@ -37,27 +38,37 @@ class CachePolicy:
 
     enabled: bool = True
     refresh: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()  # tasks whose recorded outputs stand although their code changed
 
     @classmethod
-    def make(cls, cache: Any = True, refresh: str | Iterable[str] | None = None) -> CachePolicy:
+    def make(
+        cls,
+        cache: Any = True,
+        refresh: str | Iterable[str] | None = None,
+        keep: str | Iterable[str] | None = None,
+    ) -> CachePolicy:
         if not isinstance(cache, bool):
             raise DAGError(f"cache: expected True or False, got {cache!r}")
-        patterns = (refresh,) if isinstance(refresh, str) else tuple(refresh or ())
-        for pattern in patterns:
-            if not isinstance(pattern, str) or not pattern:
-                raise DAGError(
-                    f"refresh: expected task names, ids or patterns such as 'simulate*', "
-                    f"got {pattern!r}"
-                )
-        return cls(cache, patterns)
+        return cls(cache, _patterns("refresh", refresh), _patterns("keep", keep))
 
-    def matches(self, inst: Instance) -> str | None:
-        """The refresh pattern matching the task's name or id, if any."""
-        for pattern in self.refresh:
+    def matches(self, inst: Instance, patterns: tuple[str, ...] | None = None) -> str | None:
+        """The refresh pattern (or one of ``patterns``) matching the task's name or id."""
+        for pattern in self.refresh if patterns is None else patterns:
             for text in (inst.task_id, inst.task.name):
                 if text == pattern or fnmatch.fnmatchcase(text, pattern):
                     return pattern
         return None
+
+
+def _patterns(option: str, given: str | Iterable[str] | None) -> tuple[str, ...]:
+    patterns = (given,) if isinstance(given, str) else tuple(given or ())
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern:
+            raise DAGError(
+                f"{option}: expected task names, ids or patterns such as 'simulate*', "
+                f"got {pattern!r}"
+            )
+    return patterns
 
 
 def cache_key(code_hash: str, inputs: str, version: str | None) -> str:
@@ -84,6 +95,7 @@ class Cache:
         graph.memo = self.memo  # Path arguments are hashed through the same memo
         self.conn: sqlite3.Connection | None = None
         self.sources: dict[int, Source] = {}  # by instance seq: where a cached output is
+        self._key_inputs: dict[int, str] = {}  # by seq: the inputs part of the key (for keep)
         self._refreshed: dict[tuple[int, bool], str | None] = {}
 
     def close(self) -> None:
@@ -111,6 +123,7 @@ class Cache:
         if not lookups:
             return to_run
         found = find_sources(self._connection(), [inst.cache_key for inst in lookups])
+        missed = []
         for inst in lookups:
             source = found.get(inst.cache_key)
             problem = check_source(source, self.files, self.memo) if source else None
@@ -119,10 +132,40 @@ class Cache:
                 if problem is not None:
                     inst.cache_note = f"{problem}; it was not loaded and the task was recomputed"
                     discard_corrupted(self._connection(), self.files, source)
-                to_run.append(inst)
+                missed.append(inst)
             else:
                 self._reuse(inst, source)
-        return to_run
+        return to_run + self._keep(missed)
+
+    # -- keep: outputs declared still valid although the task's code changed ---------------
+    def _keep(self, missed: list[Instance]) -> list[Instance]:
+        """Reuse the outputs of missed tasks matching ``keep`` that were recorded with other
+        code and the same inputs; return the tasks that must still run."""
+        matched = [(i, p) for i in missed if (p := self.policy.matches(i, self.policy.keep))]
+        if not matched:
+            return missed
+        wanted = [Wanted(i.task.name, i.task.code_hash, self._key_function(i)) for i, _ in matched]
+        found = find_kept(self._connection(), wanted)
+        kept = set()
+        for index, (inst, pattern) in enumerate(matched):
+            candidate = found.get(index)
+            if candidate is None or check_source(candidate.source, self.files, self.memo):
+                continue
+            changed = changed_components(
+                self._connection(), candidate.code_hash, inst.task.code_identity.components
+            )
+            inst.cache_note = (
+                f"kept (matches keep {pattern!r}): the output of run {candidate.source.run_id}, "
+                f"task {candidate.source.task_id}, reused although its code changed "
+                f"({', '.join(changed) or 'code hash'})"
+            )
+            self._reuse(inst, candidate.source, "kept")
+            kept.add(inst.seq)
+        return [inst for inst in missed if inst.seq not in kept]
+
+    def _key_function(self, inst: Instance) -> Callable[[str], str]:
+        inputs, version = self._key_inputs[inst.seq], inst.task.cache.version
+        return lambda code_hash: cache_key(code_hash, inputs, version)
 
     def _key(self, inst: Instance) -> bool:
         """Set the instance's key and, unless it should be looked up, its cache status."""
@@ -143,14 +186,16 @@ class Cache:
             inst.cache_note = next(e["unhashable"] for e in inst.inputs or () if "unhashable" in e)
             return True
         inst.cache_key = cache_key(inst.task.code_hash, inputs, settings.version)
+        if self.policy.keep and self.policy.matches(inst, self.policy.keep):
+            self._key_inputs[inst.seq] = inputs
         if not self.policy.enabled:
             inst.cache, inst.cache_note = "off", "caching switched off for the run (--no-cache)"
         elif (why := self._refresh_reason(inst, output=False)) is not None:
             inst.cache, inst.cache_note = "refresh", why
         return True
 
-    def _reuse(self, inst: Instance, source: Source) -> None:
-        inst.cache = "hit"
+    def _reuse(self, inst: Instance, source: Source, status: str = "hit") -> None:
+        inst.cache = status
         inst.output_hash = source.output_hash
         inst.n_items = source.n_items
         self.sources[inst.seq] = source

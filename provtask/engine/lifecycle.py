@@ -28,6 +28,7 @@ from .heap import frozen_heap
 from .recorder import RunRecorder
 
 if TYPE_CHECKING:
+    from ..runcontext import RunContext
     from ..store.writer import StoreWriter
     from .pools import Pools
     from .runner import Engine
@@ -53,11 +54,12 @@ class RunLifecycle:
         run_row: dict[str, Any],
         open_pools: Callable[[], Pools],
         make_engine: Callable[[RunRecorder, Pools], Engine],
+        context: RunContext | None = None,
     ) -> None:
         """Run to the end; never raises, and resolves the handle's future in every case."""
         try:
             with frozen_heap():
-                self._run(run_row, open_pools, make_engine)
+                self._run(run_row, open_pools, make_engine, context)
         except BaseException as exc:
             self._failed(exc)
         finally:
@@ -73,11 +75,14 @@ class RunLifecycle:
         run_row: dict[str, Any],
         open_pools: Callable[[], Pools],
         make_engine: Callable[[RunRecorder, Pools], Engine],
+        context: RunContext | None,
     ) -> None:
         self.writer = self.store.writer()
         self.recorder = RunRecorder(self.writer, self.handle.run_id)
         self.recorder.start_run(run_row)
         self.started = True
+        if context is not None:
+            context.record(self.writer, self.handle.run_id)
         self.pools = open_pools()
         self.engine = make_engine(self.recorder, self.pools)
         self.status = self.engine.run()

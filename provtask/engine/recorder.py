@@ -62,9 +62,15 @@ class RunRecorder:
             task = inst.task
             if task.code_hash not in self._code_hashes:
                 self._code_hashes.add(task.code_hash)
-                components = json.dumps(task.code_identity.components)
+                identity = task.code_identity
                 self.writer.insert(
-                    "code", {"code_hash": task.code_hash, "components": components}, ignore=True
+                    "code",
+                    {
+                        "code_hash": task.code_hash,
+                        "components": json.dumps(identity.components),
+                        "sources": json.dumps(identity.sources),
+                    },
+                    ignore=True,
                 )
             self.writer.insert(
                 "tasks",

@@ -17,6 +17,18 @@ from ..hashing import PathMemo
 from .artifacts import ArtifactFiles, digest
 
 _CHUNK = 500  # keys per query (SQLite limits the number of parameters)
+_COLUMNS = "t.cache_key, a.run_id, a.task_id, a.attempt, a.output_hash, a.n_items, f.path, f.data"
+_SOURCES = (
+    f"SELECT {_COLUMNS}, a.ended_at FROM tasks t "
+    "JOIN attempts a ON a.run_id = t.run_id AND a.task_id = t.task_id "
+    "JOIN artifacts f ON f.hash = a.output_hash "
+    "WHERE a.status = 'success' AND t.cache_key IN ({keys}) "
+    f"UNION ALL SELECT {_COLUMNS}, a.ended_at FROM tasks t "
+    "JOIN attempts a ON a.run_id = t.source_run AND a.task_id = t.source_task "
+    "AND a.attempt = t.source_attempt JOIN artifacts f ON f.hash = a.output_hash "
+    "WHERE t.cache = 'kept' AND a.status = 'success' AND t.cache_key IN ({keys}) "
+    "ORDER BY 9 DESC"
+)
 _READ = 1 << 20
 
 
@@ -35,21 +47,14 @@ class Source:
 
 def find_sources(conn: sqlite3.Connection, keys: list[str]) -> dict[str, Source]:
     """The newest successful attempt for each cache key that has one (one query per 500
-    keys). Failed, lost and cancelled attempts are never sources."""
+    keys). Failed, lost and cancelled attempts are never sources. A task kept under new code
+    (``keep=``) stands for its source attempt under its new key."""
     found: dict[str, Source] = {}
     unique = list(dict.fromkeys(keys))
     for start in range(0, len(unique), _CHUNK):
         chunk = unique[start : start + _CHUNK]
-        rows = conn.execute(
-            "SELECT t.cache_key, a.run_id, a.task_id, a.attempt, a.output_hash, a.n_items, "
-            "f.path, f.data FROM tasks t "
-            "JOIN attempts a ON a.run_id = t.run_id AND a.task_id = t.task_id "
-            "JOIN artifacts f ON f.hash = a.output_hash "
-            f"WHERE a.status = 'success' AND t.cache_key IN ({', '.join('?' * len(chunk))}) "
-            "ORDER BY a.ended_at DESC",
-            chunk,
-        ).fetchall()
-        for key, *source in rows:
+        rows = conn.execute(_SOURCES.format(keys=", ".join("?" * len(chunk))), chunk * 2)
+        for key, *source, _ in rows.fetchall():
             found.setdefault(key, Source(*source))
     return found
 
