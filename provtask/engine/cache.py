@@ -24,8 +24,9 @@ from ..store.artifacts import ArtifactFiles, load_verified
 from ..store.cache_lookup import Source, check_source, discard_corrupted, find_sources
 from ..store.connection import connect
 from ..templates import iter_refs
+from .instance import Instance
 from .recorder import RunRecorder
-from .rungraph import Instance, RunGraph
+from .rungraph import RunGraph
 
 PATH_MEMO = "pathmemo.sqlite"  # in the store: digests of input files and artifact files
 
