@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from provtask import Store, task
+from provtask.engine.instance import Instance
 from provtask.engine.recorder import RunRecorder
-from provtask.engine.rungraph import Instance
 from provtask.states import TaskState
 
 from .common import Figures, parser, report, rounds_of

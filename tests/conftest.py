@@ -29,6 +29,22 @@ def client() -> Iterator[object]:
 
 
 @pytest.fixture
+def own_client() -> Iterator[object]:
+    """Two workers of the test's own, for tests that kill workers: the nanny's replacement
+    may take long to arrive on a busy machine, and no later test waits for it."""
+    from distributed import Client, LocalCluster
+
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as own,
+    ):
+        yield own
+
+
+@pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
 

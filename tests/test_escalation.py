@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import dask
 import pandas as pd
@@ -25,22 +23,6 @@ def first_time(marker: str) -> bool:
         return False
     path.touch()
     return True
-
-
-@pytest.fixture
-def killable() -> Iterator[Any]:
-    """A client of two workers of its own: a walltime kills a worker, and the nanny's new one
-    may take long to arrive on a busy machine; no later test waits for it."""
-    from distributed import Client, LocalCluster
-
-    with (
-        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as own,
-    ):
-        yield own
 
 
 def attempts_of(store_dir: Path, run_id: str, task_id: str) -> list[dict]:
@@ -103,7 +85,7 @@ def test_memory_error_retries_with_twice_the_memory(client, store_dir, tmp_path)
     assert pd.isna(second["failure_cause"])
 
 
-def test_walltime_stops_the_attempt_and_the_retry_gets_longer(killable, store_dir):
+def test_walltime_stops_the_attempt_and_the_retry_gets_longer(own_client, store_dir):
     @task(walltime=1, retries=1, on_timeout={"walltime": "x4"})
     def slow(seconds: float) -> float:
         time.sleep(seconds)
@@ -117,7 +99,7 @@ def test_walltime_stops_the_attempt_and_the_retry_gets_longer(killable, store_di
     with DAG("walltime") as dag:
         slow(2.5)
         neighbour(2.0)
-    result = dag.run(client=killable, store=store_dir)
+    result = dag.run(client=own_client, store=store_dir)
 
     assert result.ok and result["slow"] == 2.5 and result["neighbour"] == 2.0
     first, second = attempts_of(store_dir, result.run_id, "slow")
@@ -135,7 +117,7 @@ def test_walltime_stops_the_attempt_and_the_retry_gets_longer(killable, store_di
     assert second["worker"] != first["worker"]
 
 
-def test_walltime_without_retries_fails_the_task(killable, store_dir):
+def test_walltime_without_retries_fails_the_task(own_client, store_dir):
     @task(walltime="1s")
     def stuck() -> None:
         time.sleep(30)
@@ -146,7 +128,7 @@ def test_walltime_without_retries_fails_the_task(killable, store_dir):
     with DAG("stuck") as dag:
         after(stuck())
     started = time.monotonic()
-    result = dag.run(client=killable, store=store_dir)
+    result = dag.run(client=own_client, store=store_dir)
     assert time.monotonic() - started < 20  # stopped, not left to sleep its 30 s
 
     assert result.states == {"stuck": "failed", "after": "upstream_failed"}

@@ -121,7 +121,7 @@ def test_a_bug_in_the_engine_loop_cancels_the_batch_jobs(
         seen_jobs.update(jobs_named(job_name))  # a worker reported: its job is running
         raise ZeroDivisionError("a bug in the engine")
 
-    monkeypatch.setattr(Engine, "_on_report", buggy)
+    monkeypatch.setattr(Engine, "_route_report", buggy)
     config = clusters_file(tmp_path, job_name)
     with pytest.raises(ZeroDivisionError, match="a bug in the engine"):
         ends_quickly(one_nap().run, store=store_dir, clusters=config)

@@ -491,8 +491,7 @@ def test_futures_are_dropped_once_every_data_consumer_has_finished():
         inst.future = object()  # stand-ins for Dask futures
 
     def done(task_id: str) -> None:
-        finish(graph, task_id)
-        graph.release_data(graph.instances[task_id])  # the engine calls this as each finishes
+        finish(graph, task_id)  # the graph lets go of data as each task finishes
 
     done("step")
     assert graph.instances["step"].future is not None  # two consumers still to run
@@ -507,7 +506,6 @@ def test_futures_are_dropped_once_every_data_consumer_has_finished():
 
     done("square[0]")
     done("square[1]")
-    graph.release_data(graph.instances["square"])
     assert graph.instances["square[0]"].future is not None  # total still has to read them
     pop_ready(graph)
     graph.instances["total"].future = object()
@@ -524,10 +522,6 @@ def test_an_upstream_failed_consumer_also_releases_its_inputs():
     pop_ready(graph)
     graph.instances["step"].future = object()
     finish(graph, "step")
-    graph.release_data(graph.instances["step"])
     graph.fail(graph.instances["step-1"], S.FAILED, "boom")
-    graph.release_data(graph.instances["step-1"])
     assert graph.instances["add"].state is S.UPSTREAM_FAILED
-    assert graph.instances["step"].future is not None
-    graph.release_data(graph.instances["add"])
-    assert graph.instances["step"].future is None
+    assert graph.instances["step"].future is None  # add finished without reading it

@@ -25,8 +25,9 @@ from ..store.cache_lookup import Source, check_source, discard_corrupted, find_s
 from ..store.connection import connect
 from ..store.keep_lookup import Wanted, changed_components, find_kept
 from ..templates import iter_refs
+from .instance import Instance
 from .recorder import RunRecorder
-from .rungraph import Instance, RunGraph
+from .rungraph import RunGraph
 
 PATH_MEMO = "pathmemo.sqlite"  # in the store: digests of input files and artifact files
 

@@ -24,8 +24,8 @@ from ..states import TaskState
 from .batching import BATCH_WORK, SMALL_TASK, Durations
 
 if TYPE_CHECKING:
+    from .instance import Instance
     from .pools import Pool
-    from .rungraph import Instance
 
 MAX_CHAIN = 1000  # attempts per segment at most
 

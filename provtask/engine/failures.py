@@ -1,4 +1,5 @@
-"""Why attempts fail, and what their retries ask for (escalating retries, docs/restart.md).
+"""Why attempts fail, whether they are retried, and what their retries ask for (escalating
+retries, docs/restart.md).
 
 Causes: ``oom`` (the task raised ``MemoryError``, or its worker was killed for its memory
 use), ``timeout`` (past its walltime), ``node_failure`` (its worker or batch job was lost),
@@ -11,10 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ResourceError
 from ..escalation import ESCALATION_OPTIONS
+from ..states import TaskState
 
 if TYPE_CHECKING:
     from ..clusters.config import ClustersConfig
     from ..tasks import TaskDef
+    from .instance import Instance
+    from .rungraph import RunGraph
 
 LOST_GRACE = 1.0  # s a lost attempt waits for news that its worker ran out of memory
 _OPTION = {cause: option for option, cause in ESCALATION_OPTIONS.items()}
@@ -87,3 +91,37 @@ class Escalator:
                     f"{task.escalation.option(option)} goes past its partition: {exc}"
                 ) from None
         return escalated
+
+
+class Retries:
+    """The retry policy: a failed attempt is retried with the resources its cause escalates
+    to while the task has retries left, else the task fails."""
+
+    def __init__(self, graph: RunGraph, escalator: Escalator) -> None:
+        self.graph = graph
+        self.escalator = escalator
+        self.ready: list[Instance] = []  # retries to submit
+        self._held: dict[str, list[Instance]] = {}  # retries waiting for a worker to be gone
+
+    def attempt_failed(
+        self, inst: Instance, error: str, cause: str, after: str | None = None
+    ) -> None:
+        """``after``: a worker being killed; the retry waits until it has left, or Dask could
+        send the retry to it."""
+        if inst.attempt - inst.free_attempts > inst.task.resources.retries:
+            self.graph.fail(inst, TaskState.FAILED, error)
+            return
+        try:
+            inst.task = self.escalator.retry_task(inst.task, cause, inst.task_id)
+        except ResourceError as exc:
+            self.graph.fail(inst, TaskState.FAILED, f"{error}; {exc}")
+        else:
+            (self._held.setdefault(after, []) if after else self.ready).append(inst)
+
+    def worker_left(self, worker: str) -> None:
+        self.ready.extend(self._held.pop(worker, []))
+
+    def take(self) -> list[Instance]:
+        """The retries to submit now (the list is handed over)."""
+        ready, self.ready = self.ready, []
+        return ready

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..states import AttemptStatus, RunStatus, TaskState
 from ..store.writer import StoreWriter
-from .rungraph import Instance
+from .instance import Instance
 
 if TYPE_CHECKING:
     from ..store.cache_lookup import Source

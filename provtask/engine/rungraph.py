@@ -2,14 +2,14 @@
 
 Built from a DAG's networkx graph; ``.map`` nodes grow element instances (``name[i]``) when
 their inputs are known. Pure bookkeeping, no Dask: the engine asks what is ready, reports
-outcomes, and reads back which instances changed state.
+outcomes, and reads back which instances changed state. It owns the task states and their
+counts; nobody else keeps a copy.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -21,54 +21,13 @@ from ..states import TaskState
 from ..store.artifacts import preview
 from ..tasks import TaskDef
 from ..templates import has_refs, iter_refs, substitute
+from .instance import Instance
 
 if TYPE_CHECKING:
     from ..dag import DAG
 
 _SCALARS = (int, float, str, bytes, bool, type(None))
 _MAP_INCOMPLETE = "an element of this map did not succeed"
-
-
-@dataclass(eq=False)
-class Instance:
-    """One task of a run: a DAG call, a ``.map`` node, or one element of a map."""
-
-    seq: int
-    task_id: str
-    task: TaskDef
-    kind: str  # "call" | "map" | "element"
-    args: tuple
-    kwargs: dict
-    parent: Instance | None = None
-    picks: tuple[tuple[int, int], ...] = ()
-    state: TaskState = TaskState.PENDING
-    waiting: int = 0  # prerequisites not yet satisfied
-    on_success: list[Instance] = field(default_factory=list)
-    on_expand: list[Instance] = field(default_factory=list)  # maps chained element-wise
-    children: list[Instance] = field(default_factory=list)
-    unfinished_children: int = 0
-    attempt: int = 0
-    free_attempts: int = 0  # attempts lost with a batch through no fault of their own
-    future: Any = None
-    batch_index: int | None = None  # the future is a batch's: this attempt's place in it
-    chain: Any = None  # the fused chain (a .chains.Segment) this task runs in, if any
-    key: str | None = None
-    output_hash: str | None = None
-    n_items: int | None = None
-    error: str | None = None
-    started_at: float | None = None  # of the attempt that decided the state
-    ended_at: float | None = None
-    inputs: list[dict[str, Any]] | None = None  # described when the task is first ready
-    input_hash: str | None = None  # None when an argument has no stable hash
-    cache_key: str | None = None
-    cache: str | None = None  # hit | miss | off | refresh | uncacheable
-    cache_note: str | None = None
-    loaders: dict[int, Any] = field(default_factory=dict)  # a cached output's futures, by client
-
-    @property
-    def counted(self) -> bool:
-        """Map nodes are containers; progress counts only what actually runs."""
-        return self.kind != "map"
 
 
 class RunGraph:
@@ -83,6 +42,9 @@ class RunGraph:
         self.changed: list[Instance] = []
         self.new_edges: list[tuple[str, str, str]] = []
         self.released: list[Any] = []  # futures no task will read again, to be let go
+        self.counts: Counter[TaskState] = Counter()  # of tasks that run (not map nodes)
+        self.unfinished = 0  # instances, map nodes included
+        self.holds: Counter[str] = Counter()  # unfinished data consumers per DAG node
         self._constant_hashes: dict[int, str | UnhashableValue] = {}
         graph = dag.graph
         for node_id in _topological(dag):
@@ -102,22 +64,33 @@ class RunGraph:
         for inst in self.instances.values():
             if inst.waiting == 0:
                 self.ready.append(inst)
-        # Unfinished data consumers per DAG node: at zero its futures are dropped.
-        self.holds: Counter[str] = Counter(
-            u for u, _, kind in graph.edges(data="kind") if kind == "data"
-        )
+        # At zero consumers left, a node's futures are dropped.
+        self.holds.update(u for u, _, kind in graph.edges(data="kind") if kind == "data")
 
     def _add(self, task_id: str, task: TaskDef, kind: str, args: tuple, kwargs: dict, **extra):
         inst = Instance(len(self.instances), task_id, task, kind, args, kwargs, **extra)
         self.instances[task_id] = inst
+        self.unfinished += 1
+        if inst.counted:
+            self.counts[inst.state] += 1
         return inst
 
     # -- transitions ------------------------------------------------------------------------
     def set_state(self, inst: Instance, state: TaskState, error: str | None = None) -> None:
-        inst.state = state
+        """The one place states change: counts follow, and a task that finishes lets go of
+        the data nobody needs any more."""
+        previous, inst.state = inst.state, state
         if error is not None:
             inst.error = error
         self.changed.append(inst)
+        if previous is state:
+            return
+        if inst.counted:
+            self.counts[previous] -= 1
+            self.counts[state] += 1
+        if state.finished and not previous.finished:
+            self.unfinished -= 1
+            self.release_data(inst)
 
     def _satisfy(self, inst: Instance) -> None:
         inst.waiting -= 1
@@ -171,8 +144,8 @@ class RunGraph:
         return TaskState.UPSTREAM_FAILED
 
     def release_data(self, inst: Instance) -> None:
-        """Called once per instance as it finishes: drop the futures nobody will read again,
-        so workers can free the values (they are safe in the store)."""
+        """Called once per instance as it finishes (by ``set_state``): drop the futures nobody
+        will read again, so workers can free the values (they are safe in the store)."""
         if inst.kind == "element":
             if self.holds[inst.parent.task_id] == 0:
                 self._drop_futures(inst)

@@ -1,0 +1,306 @@
+"""Dispatch: ready tasks to Dask tasks on the pools that run them.
+
+Tasks found in the store become cached; the others are grouped by pool, arity and worker
+resources into one ``client.map`` each: small tasks in batches (see :mod:`.batching`), heads
+of chains of small tasks with their chain (see :mod:`.chains`), the others one Dask task each.
+Arguments are resolved to the futures of upstream outputs where the consumer runs (loaded
+from the store for cached outputs and outputs of other partitions). Dask keys are named
+``<task>-<run>-<seq>.<attempt>``.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..clusters.pool import Pool
+from ..errors import BatchJobError
+from ..mpi.call import worker_function
+from ..states import AttemptStatus, TaskState
+from ..tasks import TaskDef
+from .batching import Durations, Picked, Probing, take_picks
+from .cache import Cache, load_on_worker
+from .chains import Chains, Hop, Segment, rider_key
+from .instance import Instance
+from .on_worker import AttemptCall, execute_attempt, execute_batch, execute_chain
+from .pools import Pools
+from .recorder import RunRecorder
+from .rungraph import RunGraph
+from .tracking import InFlight
+
+_BATCH_ERROR = f"{BatchJobError.__module__}.{BatchJobError.__qualname__}"
+
+
+class Dispatcher:
+    """Submits the attempts of one run; ``on_report`` takes reports held for chain riders."""
+
+    def __init__(
+        self,
+        run_id: str,
+        graph: RunGraph,
+        pools: Pools,
+        recorder: RunRecorder,
+        cache: Cache,
+        in_flight: InFlight,
+        store_root: str,
+        on_report: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.run_id = run_id
+        self.graph = graph
+        self.pools = pools
+        self.recorder = recorder
+        self.cache = cache
+        self.in_flight = in_flight
+        self.store_root = store_root
+        self.on_report = on_report
+        self.store_is_current = False  # whether the store has every output reported so far
+        self.threads: dict[str, tuple[Pool, int]] = {}  # worker address: its pool, threads
+        self.durations = Durations()
+        self.probing = Probing(self.durations)
+        self.chains = Chains(self.durations)
+        self.batches = 0  # batches submitted so far: arguments may then hold batch picks
+        self.callables: dict[int, Callable] = {}  # by id of the TaskDef
+        self.functions: dict[Callable, int] = {}
+        for inst in graph.instances.values():
+            self.functions.setdefault(self._callable(inst.task), len(self.functions))
+
+    def cannot_run(self, inst: Instance, why: str) -> None:
+        """Fail a task whose partition cannot run anything (retrying cannot help)."""
+        self.recorder.attempt_ended_without_report(inst, AttemptStatus.FAILED, _BATCH_ERROR, why)
+        self.graph.fail(inst, TaskState.FAILED, why)
+
+    def submit(self, batch: list[Instance]) -> None:
+        """Submit ready tasks (first attempts and retries), or mark them cached."""
+        # One client.map per pool, number of arguments and worker resources; its columns
+        # are the arguments. Tasks whose output is in the store become cached instead.
+        riders = [inst for inst in batch if inst.chain is not None]
+        batch = self.cache.take_hits(batch)
+        if riders:
+            batch = self._board(riders, batch)
+        slots = sum(n for _, n in self.threads.values())
+        batch = self.probing.admit(batch, slots, time.monotonic())
+        self.store_is_current = False
+        groups: dict[tuple, tuple[Pool, list[Instance]]] = {}
+        for inst in batch:
+            pool = self.pools.pool_for(inst.task)
+            arity = len(inst.args) + len(inst.kwargs)
+            resources = pool.task_resources(inst.task)
+            group_key = (id(pool), arity, tuple(sorted(resources.items())) if resources else ())
+            groups.setdefault(group_key, (pool, []))[1].append(inst)
+        for pool, instances in groups.values():
+            calls, rows = [], []
+            load = functools.partial(self._input_future, pool=pool)
+            for inst in instances:
+                inst.attempt += 1
+                inst.key = f"{inst.task.name}-{self.run_id}-{inst.seq}.{inst.attempt}"
+                if inst.attempt == 1:
+                    self.recorder.task_submitted(inst, pool.name)
+                    self.graph.set_state(inst, TaskState.RUNNING)
+                else:
+                    self.recorder.attempt_submitted(inst, pool.name)
+                if pool.broken is not None:
+                    self.cannot_run(inst, pool.broken)
+                    continue
+                function = self.functions[self._callable(inst.task)]
+                # The driver enforces walltimes of Python tasks; MPI tasks enforce their own.
+                announce = inst.task.kind == "python" and inst.task.resources.walltime is not None
+                arguments = self.graph.resolve((*inst.args, *inst.kwargs.values()), load)
+                batch_picks: tuple = ()
+                if self.batches:
+                    arguments, batch_picks = take_picks(arguments)
+                calls.append(
+                    AttemptCall(
+                        self.run_id,
+                        function,
+                        inst.key,
+                        inst.picks,
+                        tuple(inst.kwargs),
+                        announce,
+                        batch_picks,
+                    )
+                )
+                rows.append(arguments)
+                self.in_flight.add(inst.key, inst, pool)
+            if calls:
+                self._send(pool, calls, rows)
+
+    def _board(self, riders: list[Instance], ready: list[Instance]) -> list[Instance]:
+        """Riders of fused chains that are ready take their place in flight (see .chains);
+        returns the other ready tasks. A rider found cached leaves its chain."""
+        running = {id(inst) for inst in ready}
+        for inst in riders:
+            if id(inst) not in running:  # cached, or its cache_key function failed
+                self.chains.leave(inst)
+        others = []
+        for inst in ready:
+            if inst.chain is None or inst.attempt:
+                others.append(inst)
+                continue
+            segment = inst.chain
+            key, report = self.chains.board(inst)
+            upstream = segment.members[segment.positions[inst.seq] - 1]
+            inst.attempt, inst.key, inst.batch_index = 1, key, None
+            self.recorder.task_submitted(inst, segment.pool.name, upstream.ended_at)
+            self.graph.set_state(inst, TaskState.RUNNING)
+            self.in_flight.add(key, inst, segment.pool)
+            inst.future = segment.future
+            if report is not None:
+                self.on_report(report)
+        return others
+
+    def _send(self, pool: Pool, calls: list[AttemptCall], rows: list[tuple]) -> None:
+        """Submit attempts of one pool, arity and resources: small tasks in batches
+        (see .batching), heads of chains of small tasks with their chain (see .chains), the
+        others one Dask task each."""
+        alone: list[int] = []
+        batchable: dict[str, list[int]] = {}
+        for i, call in enumerate(calls):
+            inst = self.in_flight.instance(call.key)
+            inst.batch_index = None
+            if _may_batch(inst, call, pool):
+                batchable.setdefault(inst.task.name, []).append(i)
+            else:
+                alone.append(i)
+        slots = sum(n for p, n in self.threads.values() if p is pool)
+        chunks: list[list[int]] = []
+        for name, positions in batchable.items():
+            size = self.durations.batch_size(name, len(positions), slots)
+            if size == 1:
+                alone += positions
+                continue
+            chunks += [positions[start : start + size] for start in range(0, len(positions), size)]
+        if chunks:
+            self._send_batches(pool, chunks, calls, rows)
+        alone = [i for i in alone if not self._send_chain(pool, calls[i], rows[i])]
+        if not alone:
+            return
+        keys = [calls[i].key for i in alone]
+        columns = list(zip(*(rows[i] for i in alone), strict=True)) if rows[alone[0]] else []
+        futures = pool.client.map(
+            execute_attempt,
+            [calls[i] for i in alone],
+            *columns,
+            key=keys,
+            pure=False,
+            resources=pool.task_resources(self.in_flight.instance(keys[0]).task),
+        )
+        for key, future in zip(keys, futures, strict=True):
+            self.in_flight.instance(key).future = future
+
+    def _send_batches(
+        self, pool: Pool, chunks: list[list[int]], calls: list[AttemptCall], rows: list[tuple]
+    ) -> None:
+        """One Dask task per chunk of attempts (positions in ``calls`` and ``rows``), all
+        submitted in one ``client.map``."""
+        keys = []
+        for chunk in chunks:
+            first = self.in_flight.instance(calls[chunk[0]].key)
+            keys.append(f"batch-{first.task.name}-{self.run_id}-{first.seq}.{len(chunk)}")
+        futures = pool.client.map(
+            execute_batch,
+            keys,
+            [tuple(calls[i] for i in chunk) for chunk in chunks],
+            [tuple(rows[i] for i in chunk) for chunk in chunks],
+            key=keys,
+            pure=False,
+        )
+        self.batches += len(chunks)
+        for chunk, future in zip(chunks, futures, strict=True):
+            for index, position in enumerate(chunk):
+                inst = self.in_flight.instance(calls[position].key)
+                inst.future, inst.batch_index = future, index
+
+    def _send_chain(self, pool: Pool, head_call: AttemptCall, head_row: tuple) -> bool:
+        """Send a task with the small tasks that follow it in a chain, as one Dask task;
+        False if it cannot head a chain or nothing can follow it."""
+        head = self.in_flight.instance(head_call.key)
+        if head_call.announce or not _chainable(head, pool):
+            return False
+        riders = self.chains.riders_after(
+            head, lambda inst: self.pools.pool_for(inst.task) is pool and _chainable(inst, pool)
+        )
+        if not riders:
+            return False
+        segment_key = f"chain-{head.task.name}-{self.run_id}-{head.seq}.{head.attempt}"
+        segment = Segment([head, *riders], segment_key, pool)
+
+        def load(upstream: Instance) -> Any:
+            index = segment.positions.get(upstream.seq)
+            return Hop(index) if index is not None else self._input_future(upstream, pool)
+
+        calls, rows, hops = [head_call], [head_row], [()]
+        for rider in riders:
+            arguments = self.graph.resolve((*rider.args, *rider.kwargs.values()), load)
+            arguments, places = take_picks(arguments, Hop)
+            batch_picks: tuple = ()
+            if self.batches:
+                arguments, batch_picks = take_picks(arguments)
+            function = self.functions[self._callable(rider.task)]
+            key = rider_key(rider, segment)
+            calls.append(
+                AttemptCall(
+                    self.run_id, function, key, rider.picks, tuple(rider.kwargs), False, batch_picks
+                )
+            )
+            rows.append(arguments)
+            hops.append(places)
+        segment.future = pool.client.submit(
+            execute_chain, segment.key, calls, rows, hops, key=segment.key, pure=False
+        )
+        self.chains.start(segment)
+        head.future = segment.future
+        return True
+
+    def _callable(self, task: TaskDef) -> Callable:
+        """What workers run for a task: its function, or the launch of an MPI task."""
+        found = self.callables.get(id(task))
+        if found is None:
+            found = self.callables[id(task)] = worker_function(task, self.pools.config)
+        return found
+
+    def _input_future(self, inst: Instance, pool: Pool) -> Any:
+        """The future of an upstream output on ``pool``'s cluster."""
+        if inst.future is not None and inst.future.client is pool.client:
+            if inst.batch_index is not None:
+                return Picked(inst.future, inst.batch_index)
+            return inst.future
+        if inst.state is TaskState.CACHED and inst.future is None:
+            return self.cache.load(inst, pool.client)
+        return self._move(inst, pool)
+
+    def _move(self, inst: Instance, pool: Pool) -> Any:
+        """An output made on another partition's cluster, read from the store's artifact files
+        by a worker of ``pool`` (the store is on a filesystem every partition sees)."""
+        future = inst.loaders.get(id(pool.client))
+        if future is None:
+            if not self.store_is_current:  # the output's artifact row must be committed
+                self.recorder.writer.flush()
+                self.store_is_current = True
+            path, data = self.cache.stored_artifact(inst.output_hash)
+            future = pool.client.submit(
+                load_on_worker,
+                inst.output_hash,
+                data,
+                self.store_root,
+                path,
+                key=f"moved-{inst.task.name}-{self.run_id}-{inst.seq}-{pool.name}",
+                pure=False,
+            )
+            inst.loaders[id(pool.client)] = future
+        return future
+
+
+def _may_batch(inst: Instance, call: AttemptCall, pool: Pool) -> bool:
+    """First attempts (map elements or calls) of tasks that may share a Dask task."""
+    return inst.attempt == 1 and not call.announce and _chainable(inst, pool)
+
+
+def _chainable(inst: Instance, pool: Pool) -> bool:
+    """Python tasks without walltime or worker resources may share a Dask task."""
+    return (
+        inst.task.kind == "python"
+        and inst.task.resources.walltime is None
+        and pool.task_resources(inst.task) is None
+    )

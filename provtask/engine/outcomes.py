@@ -1,0 +1,108 @@
+"""Outcomes of attempts: a worker's report, a walltime kill, or a future lost with its worker.
+
+Each is recorded, then turned into a transition of the run graph (success) or handed to the
+retry policy (failure).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..states import AttemptStatus
+from .chains import Chains
+from .dispatch import Dispatcher
+from .failures import Retries, reported_cause
+from .recorder import RunRecorder
+from .rungraph import RunGraph
+from .tracking import InFlight, Lost
+from .walltime import stop_attempt
+
+
+class Outcomes:
+    """Accounts for attempts taken out of flight."""
+
+    def __init__(
+        self,
+        graph: RunGraph,
+        recorder: RunRecorder,
+        in_flight: InFlight,
+        retries: Retries,
+        dispatch: Dispatcher,
+    ) -> None:
+        self.graph = graph
+        self.recorder = recorder
+        self.in_flight = in_flight
+        self.retries = retries
+        self.dispatch = dispatch
+
+    @property
+    def chains(self) -> Chains:
+        return self.dispatch.chains
+
+    def report(self, report: dict[str, Any]) -> None:
+        """A worker's report of one attempt."""
+        if report["key"] not in self.in_flight:
+            # A chain's rider whose upstream's report is being processed; otherwise a
+            # duplicate: Dask reran a task whose worker died after it finished.
+            self.chains.hold(report)
+            return
+        inst, attempt = self.in_flight.forget(report["key"])
+        self.recorder.attempt_finished(inst, attempt, report)
+        inst.started_at, inst.ended_at = report["started"], report["ended"]
+        if report["status"] == "success":
+            self.dispatch.durations.observe(
+                inst.task.name, report["function_ended"] - report["started"]
+            )
+            inst.output_hash = report["artifact"]["hash"]
+            inst.n_items = report.get("n_items")
+            if inst.chain is not None:  # only the chain's last value is in worker memory
+                if inst.chain.is_last(inst):
+                    inst.chain.future = None
+                else:
+                    inst.future = None
+            self.graph.succeed(inst)
+        else:
+            self.chains.leave(inst)
+            report["failure_cause"] = reported_cause(report)
+            error = f"{report['exc_type']}: {report['exc_message']}"
+            self.retries.attempt_failed(inst, error, report["failure_cause"])
+
+    def stop_overrunning(self) -> None:
+        """Stop attempts past their walltime; they fail with cause ``timeout``."""
+        for key, inst, pool, worker, started in list(self.in_flight.overdue()):
+            self.in_flight.forget(key)
+            walltime = inst.task.resources.walltime
+            message = f"stopped after its walltime of {walltime} s"
+            killed, problem = stop_attempt(pool.client, inst.future, worker)
+            if problem is not None:
+                message = f"{message}; {problem}"
+            self.recorder.attempt_ended_without_report(
+                inst,
+                AttemptStatus.TIMEOUT,
+                None,
+                message,
+                "timeout",
+                started_at=started,
+                worker=worker,
+            )
+            after = worker if killed else None
+            self.retries.attempt_failed(inst, f"timeout: {message}", "timeout", after)
+
+    def lost(self, lost: Lost) -> None:
+        """An attempt whose future ended without a report."""
+        inst = lost.inst
+        self.in_flight.forget(lost.key)
+        exc = lost.exception
+        exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}" if exc else None
+        message = f"{lost.what}: {exc}" if exc else lost.what
+        if lost.why:
+            message = f"{lost.why}; {message}"
+        if inst.batch_index is not None or inst.chain is not None:  # maybe not the culprit
+            group = "a batch" if inst.batch_index is not None else "a fused chain"
+            self.chains.leave(inst)
+            inst.free_attempts += 1
+            message += f"; it was in {group}, so it is retried alone without using a retry"
+        self.recorder.attempt_ended_without_report(
+            inst, AttemptStatus.LOST, exc_type, message, lost.cause
+        )
+        self.retries.attempt_failed(inst, message, lost.cause)
