@@ -138,7 +138,9 @@ class Engine:
                 self.recorder.heartbeat(self.n_tasks)
                 next_beat = now + HEARTBEAT_INTERVAL
             if now >= next_publish:
-                self.publish(Progress.from_counts(self.counts, self.pools.job_summary()))
+                self.publish(
+                    Progress.from_counts(self.counts, self.pools.job_summary(), self.slots)
+                )
                 next_publish = now + PROGRESS_INTERVAL
         if self.cancel_reason is not None:
             self.abort(f"run interrupted: {self.cancel_reason}")
@@ -146,7 +148,7 @@ class Engine:
         else:
             ok = all(inst.state.ok for inst in self.graph.instances.values())
             status = RunStatus.SUCCESS if ok else RunStatus.FAILED
-        self.publish(Progress.from_counts(self.counts, self.pools.job_summary()))
+        self.publish(Progress.from_counts(self.counts, self.pools.job_summary(), self.slots))
         return status
 
     def close(self) -> None:
@@ -165,6 +167,11 @@ class Engine:
                 with contextlib.suppress(OSError):
                     pool.client.unregister_worker_plugin(self.worker_plugin.name)
                 pool.client.unregister_scheduler_plugin(self.scheduler_plugin.name)
+
+    @property
+    def slots(self) -> int:
+        """Threads of the workers connected now: at most this many tasks run at once."""
+        return sum(n for _, n in self.threads.values())
 
     @property
     def n_tasks(self) -> int:
