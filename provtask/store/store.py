@@ -43,6 +43,8 @@ _TIME_COLUMNS = (
     "job_submitted_at",
 )
 
+_SECONDS_COLUMNS = ("cpu_time", "mpi_wall_time")
+
 
 def is_stale(heartbeat_at: float | None) -> bool:
     return heartbeat_at is None or heartbeat_at < time.time() - STALE_AFTER
@@ -184,8 +186,10 @@ class Store:
             return _categorical(frame, "status", [s.value for s in AttemptStatus])
 
         if run_id is not None and task is None and status is None:
-            return read_through(self.conn, self.root, run_id, "attempts", query)
-        return query()
+            return _seconds_as_timedelta(
+                read_through(self.conn, self.root, run_id, "attempts", query)
+            )
+        return _seconds_as_timedelta(query())
 
     def workers(self, run: str) -> pd.DataFrame:
         """Workers that served a run, with connect / disconnect times."""
@@ -295,6 +299,17 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
             clauses.append(f'"{column}" = ?')
             params.append(value)
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _seconds_as_timedelta(frame: pd.DataFrame) -> pd.DataFrame:
+    """Durations stored as seconds become timedeltas, like ``duration`` (idempotent, so a
+    snapshot written before this conversion reads the same)."""
+    import pandas as pd
+
+    for column in _SECONDS_COLUMNS:
+        if column in frame and not pd.api.types.is_timedelta64_dtype(frame[column]):
+            frame[column] = pd.to_timedelta(frame[column], unit="s")
+    return frame
 
 
 def _categorical(frame: pd.DataFrame, column: str, categories: list[str]) -> pd.DataFrame:
