@@ -11,19 +11,21 @@ from .cache import replay, why
 from .clusters import clusters
 from .doctor import doctor
 from .jobs import jobs
+from .logs import logs
 from .query import efficiency_command, export, runs, show, tasks
 from .report import lineage, report
 from .run import run
+from .watch import watch
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="provtask")
 def main() -> None:
     """Run DAGs of Python and MPI tasks with full provenance."""
 
 
 _COMMANDS = (run, runs, show, tasks, efficiency_command, export, report, lineage, clusters)
-for _command in (*_COMMANDS, why, replay, doctor, jobs):
+for _command in (*_COMMANDS, why, replay, doctor, jobs, logs, watch):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import friendly_errors, json_option, open_store, store_option
+from .common import friendly_errors, json_option, open_store, run_argument, store_option
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +19,7 @@ MAX_CHILDREN = 20
 
 
 @click.command()
-@click.argument("run_ref", metavar="RUN")
+@run_argument
 @click.option(
     "--html",
     "html_path",
@@ -65,7 +65,9 @@ def lineage(run_ref: str, target: str, as_json: bool, store_path: Path) -> None:
 
     frame = compute_lineage(open_store(store_path), run_ref, target)
     if as_json:
-        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+        from .jsonout import echo_json, records
+
+        echo_json(records(frame))
         return
     from rich.console import Console
 

@@ -10,8 +10,16 @@ import click
 
 from ..engine.progress_bar import show_progress
 from ..errors import ProvtaskError, RunInterrupted
-from .common import clusters_option, friendly_errors, open_store, store_option
-from .query import print_run
+from .common import (
+    clusters_option,
+    friendly_errors,
+    json_option,
+    open_store,
+    progress_interval_option,
+    store_option,
+)
+from .jsonout import echo_json
+from .query import print_run, run_record
 
 if TYPE_CHECKING:
     from ..engine.handle import RunHandle
@@ -34,7 +42,12 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--workers", type=click.IntRange(min=1), help="Local worker processes [one per core]."
 )
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    help="Show progress on stderr: a bar on a terminal, else a line every interval.",
+)
+@progress_interval_option
 @click.option("--no-cache", is_flag=True, help="Recompute every task (look nothing up).")
 @click.option(
     "--refresh",
@@ -43,6 +56,7 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     help="Recompute tasks whose name or id matches (fnmatch), and all downstream.",
 )
 @clusters_option
+@json_option
 @store_option
 @friendly_errors
 def run(
@@ -52,8 +66,10 @@ def run(
     workers: int | None,
     progress: bool,
     no_cache: bool,
+    progress_interval: float | None,
     refresh: tuple[str, ...],
     clusters_path: Path | None,
+    as_json: bool,
     store_path: Path,
 ) -> None:
     """Run the DAG defined in DAG_FILE; exits non-zero if any task fails."""
@@ -72,16 +88,22 @@ def run(
         refresh=list(refresh),
     )
     click.echo(f"run {handle.run_id} of DAG {dag.name!r} (store: {handle.store_path})", err=True)
-    follow_run(handle, store_path, progress)
+    follow_run(handle, store_path, progress, progress_interval, as_json)
 
 
-def follow_run(handle: RunHandle, store_path: Path, progress: bool) -> None:
-    """Show a run's progress until it ends (Ctrl-C or SIGTERM cancel it), then its summary;
-    raises unless every task ended ok."""
+def follow_run(
+    handle: RunHandle,
+    store_path: Path,
+    progress: bool,
+    interval: float | None = None,
+    as_json: bool = False,
+) -> None:
+    """Show a run's progress until it ends (Ctrl-C or SIGTERM cancel it), then its summary
+    (as ``show --json`` with ``as_json``); raises unless every task ended ok."""
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         if progress:
-            show_progress(handle)
+            show_progress(handle, interval)
         else:
             handle.wait()
     except KeyboardInterrupt:
@@ -95,7 +117,10 @@ def follow_run(handle: RunHandle, store_path: Path, progress: bool) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
     result = handle.result()
-    print_run(open_store(store_path), result.run_id)
+    if as_json:
+        echo_json(run_record(open_store(store_path), result.run_id))
+    else:
+        print_run(open_store(store_path), result.run_id)
     if not result.ok:
         raise ProvtaskError(f"run {result.run_id} {result.status.value}")
 

@@ -1,0 +1,115 @@
+"""Following a run as a user does: logs of an element, progress in a batch log, watch."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from drivers import start_provtask
+
+ROOT = Path(__file__).parent.parent
+DAGS = Path(__file__).parent / "dags"
+LINE = re.compile(
+    r"^\d{8}-\d{6}-[0-9a-f]{6} (\d+)/(\d+) done, (\d+) running, (\d+) failed, .*queued"
+)
+
+
+def provtask(*args: str, store: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "provtask.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PROVTASK_STORE": str(store), **(env or {})},
+        cwd=ROOT,
+    )
+
+
+def test_logs_of_a_failed_element_and_progress_lines_in_a_batch_log(store_dir):
+    ran = provtask(
+        "run",
+        str(DAGS / "noisy_sweep.py"),
+        "--workers",
+        "2",
+        "--progress-interval",
+        "0.2",
+        store=store_dir,
+    )
+    assert ran.returncode == 1
+    # stderr is a file here, as in an sbatch log: plain progress lines, the last one final.
+    lines = [line for line in ran.stderr.splitlines() if LINE.match(line)]
+    assert lines, ran.stderr
+    assert LINE.match(lines[-1]).groups() == ("6", "6", "0", "1")
+    assert "━" not in ran.stdout + ran.stderr  # no bar drawn into a file
+
+    logs = provtask("logs", "latest", "simulate[2]", store=store_dir)
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines()[0].startswith("simulate[2] attempt 1/1 failed on ")
+    assert "── stdout ──\nsimulating T=320\n" in logs.stdout
+    assert "── stderr ──\nenergy diverged\n" in logs.stdout
+    assert "FloatingPointError: diverged at T=320" in logs.stdout
+    only = provtask("logs", "latest", "simulate[2]", "--stderr", store=store_dir)
+    assert only.stdout == "energy diverged\n"
+    ok = provtask("logs", "latest", "simulate[1]", "--traceback", store=store_dir)
+    assert ok.returncode == 0 and ok.stdout == ""
+
+    typo = provtask("logs", "latest", "simulat[2]", store=store_dir)
+    assert typo.returncode == 1
+    assert "has no task 'simulat[2]' (did you mean 'simulate[2]'?)" in typo.stderr
+    never = provtask("logs", "latest", "summarise", store=store_dir)
+    assert "has no attempts (state upstream_failed): it did not run" in never.stderr
+    missing = provtask("logs", "latest", "simulate[2]", "--attempt", "3", store=store_dir)
+    assert "has no attempt 3; it has [1]" in missing.stderr
+
+
+def test_watch_follows_a_run_from_another_process(store_dir, tmp_path):
+    gate = tmp_path / "gate"
+    running = start_provtask(
+        "run",
+        str(DAGS / "gated.py"),
+        "--param",
+        f"gate={gate}",
+        "--workers",
+        "2",
+        "--no-progress",
+        store=store_dir,
+        cwd=ROOT,
+        capture=True,
+    )
+    try:
+        run_id = running.stderr.readline().split()[1]  # "run <id> of DAG …": it is recorded
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "provtask.cli", "watch", run_id, "--progress-interval", "0.2"],
+            cwd=ROOT,
+            env={**os.environ, "PROVTASK_STORE": str(store_dir)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        seen = []
+        for line in watcher.stderr:  # the run cannot end before the gate opens
+            seen.append(line)
+            match = LINE.match(line)
+            if match and match.group(2) == "3" and int(match.group(3)) >= 1:
+                break
+        gate.touch()
+        out, err = watcher.communicate(timeout=60)
+        assert watcher.returncode == 0, err
+        assert LINE.match((seen + err.splitlines())[-1]).groups()[:2] == ("3", "3")
+        assert "status success" in out and "wait_for" in out
+    finally:
+        gate.touch()
+        running.communicate(timeout=60)
+    assert running.returncode == 0
+
+
+def test_run_json_prints_the_run_record_on_stdout(store_dir):
+    ran = provtask("run", str(DAGS / "failing.py"), "--json", "--no-progress", store=store_dir)
+    assert ran.returncode == 1
+    record = json.loads(ran.stdout)
+    assert record["status"] == "failed" and record["dag_name"] == "failing"
+    assert record["run_id"] in ran.stderr
