@@ -229,6 +229,12 @@ def _v8_snapshots(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_attempts_output_hash")
 
 
+def _v9_labels(db: sqlite_utils.Database) -> None:
+    # A readable name of each task: its label template filled in, or a map element's own
+    # input item (bounded), made on the worker where the values are.
+    db["tasks"].add_column("label", str)
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_function_end,
@@ -238,6 +244,7 @@ MIGRATIONS: list[Migration] = [
     _v6_mpi,
     _v7_failure_cause,
     _v8_snapshots,
+    _v9_labels,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
