@@ -27,6 +27,7 @@ from typing import Any
 
 from ..dag import DAG
 from ..errors import BatchJobError, ResourceError
+from ..labels import template_of
 from ..mpi.call import worker_function
 from ..states import AttemptStatus, RunStatus, TaskState
 from ..tasks import TaskDef
@@ -318,6 +319,7 @@ class Engine:
                         tuple(inst.kwargs),
                         announce,
                         batch_picks,
+                        template_of(inst.task, inst.kind),
                     )
                 )
                 rows.append(arguments)
@@ -442,7 +444,14 @@ class Engine:
             key = rider_key(rider, segment)
             calls.append(
                 AttemptCall(
-                    self.run_id, function, key, rider.picks, tuple(rider.kwargs), False, batch_picks
+                    self.run_id,
+                    function,
+                    key,
+                    rider.picks,
+                    tuple(rider.kwargs),
+                    False,
+                    batch_picks,
+                    template_of(rider.task, rider.kind),
                 )
             )
             rows.append(arguments)
