@@ -17,6 +17,7 @@ import networkx as nx
 from ..dag import DAG, MapRef, ParamRef, Ref, iter_refs
 from ..errors import UnhashableValue
 from ..hashing import PathMemo, combine, value_hash
+from ..partial import marker, partial_identity, runs_on_partial
 from ..states import TaskState
 from ..store.artifacts import preview
 from ..tasks import TaskDef
@@ -142,8 +143,11 @@ class RunGraph:
         while work:
             current, current_state, current_error = work.pop()
             self.set_state(current, current_state, current_error)
+            partial = {id(d) for d in current.on_success if runs_on_partial(d, current)}
             for dependent in current.on_success + current.on_expand:
-                if dependent.state is TaskState.PENDING:
+                if id(dependent) in partial:
+                    self._satisfy(dependent)
+                elif dependent.state is TaskState.PENDING:
                     work.append(
                         (dependent, TaskState.UPSTREAM_FAILED, f"upstream {current.task_id} failed")
                     )
@@ -293,7 +297,7 @@ class RunGraph:
         if isinstance(template, Ref):
             inst = self.instances[template.node_id]
             if inst.kind == "map":
-                return [_future(child, load) for child in inst.children]
+                return [_future(c, load) if c.state.ok else marker(c) for c in inst.children]
             return _future(inst, load)
         if isinstance(template, ParamRef):
             return self.params[template.name]
@@ -380,7 +384,10 @@ class RunGraph:
         if isinstance(template, _SCALARS):
             return value_hash(template)
         if isinstance(template, Ref):
-            return self.instances[template.node_id].output_hash or ""
+            source = self.instances[template.node_id]
+            if source.kind == "map" and source.state is TaskState.FAILED:
+                return partial_identity(source)
+            return source.output_hash or ""
         if isinstance(template, ParamRef):
             return value_hash(self.params[template.name], memo=self.memo)
         if isinstance(template, list | tuple) and any(True for _ in iter_refs(template)):

@@ -230,8 +230,11 @@ class Store:
             data = self.files.read(path)
         return load_verified(data, hash_)
 
-    def output(self, run: str, task_id: str) -> Any:
-        """The stored output of one task of a run (a list for a ``.map`` node)."""
+    def output(self, run: str, task_id: str, *, partial: bool = False) -> Any:
+        """The stored output of one task of a run (a list for a ``.map`` node).
+
+        ``partial=True`` reads a map whose elements did not all succeed: a
+        :class:`~provtask.partial.Failed` marker stands for each element without output."""
         run_id = self.resolve_run(run)
         row = self.conn.execute(
             "SELECT kind, state, output_hash FROM tasks WHERE run_id = ? AND task_id = ?",
@@ -242,10 +245,24 @@ class Store:
         kind, state, output_hash = row
         if kind == "map":
             children = self.conn.execute(
-                "SELECT task_id FROM tasks WHERE run_id = ? AND parent = ? ORDER BY rowid",
+                "SELECT task_id, state, output_hash, error FROM tasks "
+                "WHERE run_id = ? AND parent = ? ORDER BY rowid",
                 (run_id, task_id),
             ).fetchall()
-            return [self.output(run_id, child) for (child,) in children]
+            missing = [(child, st) for child, st, digest, _ in children if digest is None]
+            if missing and not partial:
+                child, child_state = missing[0]
+                raise NotFoundError(
+                    f"{len(missing)} of the {len(children)} elements of {task_id!r} in run "
+                    f"{run_id} have no output ({child!r}: {child_state}); pass partial=True "
+                    "for what the others produced"
+                )
+            from ..partial import Failed
+
+            return [
+                self.load_artifact(digest) if digest else Failed(child, child_state, error)
+                for child, child_state, digest, error in children
+            ]
         if output_hash is None:
             raise NotFoundError(f"task {task_id!r} of run {run_id} has no output (state {state})")
         return self.load_artifact(output_hash)
