@@ -246,7 +246,9 @@ class Store:
         if kind == "map":
             children = self.conn.execute(
                 "SELECT task_id, state, output_hash, error FROM tasks "
-                "WHERE run_id = ? AND parent = ? ORDER BY rowid",
+                # By element index: rows of one batch are not inserted in element order.
+                "WHERE run_id = ? AND parent = ? "
+                "ORDER BY CAST(substr(task_id, length(parent) + 2) AS INTEGER)",
                 (run_id, task_id),
             ).fetchall()
             missing = [(child, st) for child, st, digest, _ in children if digest is None]
