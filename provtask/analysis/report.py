@@ -125,8 +125,12 @@ def _efficiency(table: pd.DataFrame) -> str:
     formats = {c: "{:.3f}" for c in ("allocated", *CATEGORIES)} | {"efficiency": "{:.1%}"}
     columns = ["partition", "workers", "slots", "allocated", *CATEGORIES, "efficiency"]
     note = (
-        '<p class="note">Slot-seconds by category; efficiency = compute / allocated '
-        "(see docs/efficiency.md).</p>"
+        "<p class=\"note\">Slot-seconds of the workers' threads: <b>compute</b> the tasks' "
+        "own code, <b>provenance</b> storing their outputs, <b>failed</b> attempts that "
+        "failed, <b>startup</b> workers before their first task, <b>scheduling</b> idle while "
+        "a submitted task waited, <b>idle</b> nothing ready. Efficiency = compute / allocated; "
+        "the all row adds up the partitions. <code>provtask efficiency RUN --json</code> gives "
+        "the numbers.</p>"
     )
     return _table(table[columns], formats) + efficiency_svg(table) + note
 
@@ -178,10 +182,14 @@ def _failed(data: ReportData) -> str:
             else ""
         )
         where = escape(f"{task.hostname} {task.worker}") if isinstance(task.worker, str) else ""
+        label = f"<br>{escape(task.label)}" if isinstance(task.label, str) else ""
+        logs = f"provtask logs {data.run['run_id']} '{task.task_id}'"
         rows.append(
-            f'<tr class="failed-task"><td><code>{escape(task.task_id)}</code></td>'
+            f'<tr class="failed-task"><td><code>{escape(task.task_id)}</code>{label}</td>'
             f"<td>{escape(task.name)}</td><td class='num'>{task.attempts}</td>"
-            f"<td><pre>{escape(str(task.error))}</pre>{traceback}</td><td>{where}</td></tr>"
+            f"<td><pre>{escape(str(task.error))}</pre>{traceback}"
+            f'<p class="note">its output: <code>{escape(logs)}</code></p></td>'
+            f"<td>{where}</td></tr>"
         )
     more = (
         f'<p class="note">… and {data.n_failed - MAX_FAILED} more: provtask tasks '

@@ -87,6 +87,6 @@ def _failed(failed: pd.DataFrame, attempts: pd.DataFrame) -> pd.DataFrame:
     """Each failed task with the exception, traceback and worker of its last attempt."""
     last = attempts.sort_values("attempt").drop_duplicates("task_id", keep="last")
     columns = ["task_id", "exc_type", "exc_message", "traceback", "hostname", "worker"]
-    return failed[["task_id", "name", "attempts", "error"]].merge(
+    return failed[["task_id", "label", "name", "attempts", "error"]].merge(
         last[columns], on="task_id", how="left"
     )

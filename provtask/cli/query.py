@@ -80,7 +80,8 @@ def print_run(store: Store, run_ref: str) -> None:
     echo_frame(summary, False, list(summary.columns))
     failed = tasks[tasks["state"] == "failed"]
     for row in failed.head(10).itertuples():
-        click.echo(f"  ✗ {row.task_id}: {row.error}", err=True)
+        label = f" ({row.label})" if isinstance(row.label, str) else ""
+        click.echo(f"  ✗ {row.task_id}{label}: {row.error}", err=True)
     if len(failed) > 10:
         click.echo(
             f"  … and {len(failed) - 10} more: provtask tasks {info['run_id']} --state failed"
@@ -136,7 +137,9 @@ def tasks(
     if name is not None and frame.empty:
         check_task_name(store, run_ref, name)
     frame = frame[frame["kind"] != "map"]
-    columns = ["task_id", "name", "state", "attempts", "started_at", "duration"]
+    columns = ["task_id", "label", "name", "state", "attempts", "started_at", "duration"]
+    if frame["label"].isna().all():
+        columns.remove("label")
     if not frame.empty:
         frame, mpi_columns = with_last_mpi_attempt(frame, store.attempts(frame["run_id"].iloc[0]))
         columns += mpi_columns

@@ -116,6 +116,10 @@ def _label(row: object) -> str:
         return f"[magenta]param {escape(row.name)}[/magenta] = {escape(str(row.value))}"
     state_colour = {"success": "green", "failed": "red"}.get(str(row.state), "yellow")
     parts = [f"[bold]{escape(row.task_id)}[/bold]", f"[{state_colour}]{row.state}[/]"]
+    if isinstance(row.label, str):
+        parts.insert(1, f"[cyan]{escape(row.label)}[/cyan]")
+    if pd.notna(row.item):
+        parts.append(f"item {int(row.item)} of its input list")
     if isinstance(row.output_hash, str):
         parts.append(f"out {row.output_hash[:12]}")
     if isinstance(row.code_hash, str):
