@@ -7,6 +7,7 @@ inside ``with DAG(...)``, it records a node and returns a :class:`~provtask.dag.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import inspect
 import json
@@ -188,7 +189,24 @@ class TaskDef:
         try:
             return self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise DAGError(f"bad call of task {self.name!r}: {exc}") from None
+            raise DAGError(
+                f"bad call of task {self.name!r}: {self._unknown(kwargs) or exc}"
+            ) from None
+
+    def _unknown(self, kwargs: dict) -> str | None:
+        """Keywords the function does not take, with the closest names: a typo (``step=``) is
+        named, not only the argument it leaves missing."""
+        parameters = self.signature.parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return None
+        unknown = [name for name in kwargs if name not in parameters]
+        if not unknown:
+            return None
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(parameters), n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return f"unexpected keyword argument {', '.join(hints)}; it takes {', '.join(parameters)}"
 
 
 def _positional_arity(signature: inspect.Signature) -> tuple[int, int] | None:
