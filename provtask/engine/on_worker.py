@@ -26,6 +26,7 @@ from ..mpi.attempt import MPICall
 from ..store.artifacts import ArtifactFiles, make_artifact
 from .batching import apply_picks
 from .capture import captured, install_stream_routing
+from .in_progress import RUNNING
 
 TRACEBACK_LIMIT = 20_000  # characters kept of a traceback
 _RSS_UNIT = 1024  # ru_maxrss is in KiB on Linux
@@ -224,6 +225,7 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
     split = len(arguments) - len(call.keywords)
     args, kwargs = arguments[:split], dict(zip(call.keywords, arguments[split:], strict=True))
     report: dict[str, Any] = {"op": "attempt", "key": call.key, "started": time.time()}
+    RUNNING[call.key] = (report["started"], context.worker)
     if call.announce:  # the driver stops the attempt when it runs past its walltime
         event = {"op": "started", "key": call.key, "worker": context.worker}
         get_worker().log_event(context.topic, event)
@@ -264,6 +266,7 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
     report["node"] = context.node
     report["batch_job_id"] = context.batch_job_id
     context.reports[call.key] = report
+    RUNNING.pop(call.key, None)
     return value
 
 

@@ -35,6 +35,7 @@ from .batching import Durations, Picked, Probing, take_picks
 from .cache import Cache, CachePolicy, load_on_worker
 from .chains import Chains, Hop, Segment, rider_key
 from .failures import Escalator, LostWorkers, reported_cause
+from .in_progress import running_on
 from .on_scheduler import WorkerDeparturePlugin
 from .on_worker import AttemptCall, RunPlugin, execute_attempt, execute_batch, execute_chain
 from .pools import Pool, Pools
@@ -653,11 +654,15 @@ class Engine:
     def abort(self, why: str) -> None:
         """Cancel in-flight attempts and mark every unfinished task cancelled."""
         in_flight = [inst.future for inst, _, _ in self.in_flight.values()]
+        running = running_on([client for client, _ in _by_client(in_flight)])
         for client, futures in _by_client(in_flight):
             if client.status == "running":
                 client.cancel(futures)
-        for inst, _, _ in self.in_flight.values():
-            self.recorder.attempt_ended_without_report(inst, AttemptStatus.CANCELLED, None, why)
+        for key, (inst, _, _) in self.in_flight.items():
+            started, worker = running.get(key, (None, None))
+            self.recorder.attempt_ended_without_report(
+                inst, AttemptStatus.CANCELLED, None, why, started_at=started, worker=worker
+            )
         self.in_flight.clear()
         self.graph.cancel_unfinished()
         self._record_changes()
