@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from drivers import start_provtask
+
+from provtask import Store
 
 ROOT = Path(__file__).parent.parent
 DAGS = Path(__file__).parent / "dags"
@@ -113,3 +117,34 @@ def test_run_json_prints_the_run_record_on_stdout(store_dir):
     record = json.loads(ran.stdout)
     assert record["status"] == "failed" and record["dag_name"] == "failing"
     assert record["run_id"] in ran.stderr
+
+
+def test_ctrl_c_prints_one_line_and_records_where_in_flight_attempts_ran(store_dir, tmp_path):
+    gate = tmp_path / "gate"  # never opened: the elements run until interrupted
+    running = start_provtask(
+        "run",
+        str(DAGS / "gated.py"),
+        "--param",
+        f"gate={gate}",
+        "--workers",
+        "2",
+        "--no-progress",
+        store=store_dir,
+        cwd=ROOT,
+        capture=True,
+        own_session=True,
+    )
+    announced = running.stderr.readline()
+    while len(list(tmp_path.glob("started-*"))) < 2:  # both workers are in a task
+        time.sleep(0.05)
+    os.killpg(running.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, stderr = running.communicate(timeout=90)
+    assert running.returncode == 130
+    run_id = announced.split()[1]
+    assert stderr.splitlines() == [
+        f"interrupted: cancelling run {run_id}; what ran is recorded (provtask show {run_id})"
+    ]
+    attempts = Store(store_dir).attempts(run_id)
+    started = attempts[attempts["started_at"].notna()]
+    assert len(started) == 2 and set(started["status"]) == {"cancelled"}
+    assert started["worker"].str.startswith("tcp://").all()

@@ -107,13 +107,14 @@ def follow_run(
         else:
             handle.wait()
     except KeyboardInterrupt:
-        click.echo("interrupting: cancelling running tasks…", err=True)
+        click.echo(
+            f"interrupted: cancelling run {handle.run_id}; what ran is recorded "
+            f"(provtask show {handle.run_id})",
+            err=True,
+        )
         handle.cancel("interrupted (Ctrl-C or SIGTERM)")
         handle.wait(timeout=60)
-        raise RunInterrupted(
-            f"run {handle.run_id} interrupted; finished tasks are recorded. "
-            f"See: provtask show {handle.run_id}"
-        ) from None
+        raise click.exceptions.Exit(RunInterrupted.exit_code) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     result = handle.result()
