@@ -43,6 +43,7 @@ from .progress import Progress
 from .recorder import RunRecorder
 from .rungraph import Instance, RunGraph
 from .walltime import Deadlines, stop_attempt
+from .worker_exits import WorkerExitPlugin
 
 SCAN_INTERVAL = 2.0  # s between checks of in-flight futures for lost attempts
 INBOX_TIMEOUT = 0.5  # s the loop waits for reports before doing its periodic chores
@@ -95,6 +96,7 @@ class Engine:
             self.functions.setdefault(self._callable(inst.task), len(self.functions))
         self.worker_plugin = RunPlugin(run_id, self.topic, store_root, tuple(self.functions))
         self.scheduler_plugin = WorkerDeparturePlugin(run_id, self.topic)
+        self.exit_plugin = WorkerExitPlugin(run_id, self.topic)
         self.in_flight: dict[str, tuple[Instance, int, Pool]] = {}  # by key
         self.unreported_since: dict[str, float] = {}
         self.lost_since: dict[str, float] = {}  # lost attempts whose cause is not known yet
@@ -189,6 +191,8 @@ class Engine:
         pool.client.subscribe_topic(self.topic, handler)
         pool.client.register_plugin(self.worker_plugin)
         pool.client.register_plugin(self.scheduler_plugin)
+        with contextlib.suppress(ValueError):  # a cluster without nannies: no exit codes
+            pool.client.register_plugin(self.exit_plugin)
 
     def _drain_inbox(self, timeout: float) -> None:
         try:
@@ -210,7 +214,7 @@ class Engine:
                 self.recorder.worker_connected(report, pool.name, submitted_at)
             elif report["op"] == "started":
                 self._on_started(report)
-            elif report["op"] == "worker-oom":
+            elif report["op"] in ("worker-oom", "worker-exit"):
                 self.lost_workers.note(report)
             elif report["op"] == "worker-left":
                 self.lost_workers.note(report)
@@ -639,8 +643,8 @@ class Engine:
         self._forget(key)
         exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}" if exc else None
         message = f"{what}: {exc}" if exc else what
-        if why:
-            message = f"{why}; {message}"
+        if why:  # what the cluster saw says more than Dask's generic text
+            message = f"{why} ({what}: {type(exc).__name__})" if exc else f"{why}; {what}"
         if inst.batch_index is not None or inst.chain is not None:  # maybe not the culprit
             group = "a batch" if inst.batch_index is not None else "a fused chain"
             self.chains.leave(inst)
