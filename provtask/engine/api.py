@@ -21,6 +21,7 @@ import cloudpickle
 from ..dag import DAG, ParamRef, Ref, iter_refs
 from ..errors import DAGError, RunInterrupted
 from ..mpi.check import check_mpi_task
+from ..script_mode import check_script_mode
 from ..states import RunStatus
 from ..store import Store
 from .cache import CachePolicy, check_cacheable
@@ -123,6 +124,8 @@ def submit(
     policy = CachePolicy.make(cache, refresh)
     config = None if client is not None else _clusters_config(clusters)
     check_runnable(dag, config)
+    if client is None and config is None:  # the embedded cluster spawns worker processes
+        check_script_mode()
     resolved = dag.resolve_params(params)
     opened = store if isinstance(store, Store) else Store(store)
     handle = RunHandle(new_run_id(), opened.root)
