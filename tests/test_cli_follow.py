@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from drivers import start_provtask
 
 from provtask import Store
@@ -148,3 +149,51 @@ def test_ctrl_c_prints_one_line_and_records_where_in_flight_attempts_ran(store_d
     started = attempts[attempts["started_at"].notna()]
     assert len(started) == 2 and set(started["status"]) == {"cancelled"}
     assert started["worker"].str.startswith("tcp://").all()
+
+
+SCRIPT = """\
+from provtask import DAG, task
+
+@task
+def double(x: int) -> int:
+    return 2 * x
+
+with DAG("nb") as dag:
+    double.map([1, 2, 3])
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("file", "nb.py line 9 starts a run at the top level of the script"),
+        ("stdin", "the main script comes from '<stdin>', which the embedded cluster's worker"),
+    ],
+)
+def test_script_mode_traps_say_what_to_do_before_any_worker_starts(tmp_path, how, message):
+    source = SCRIPT + 'print(dag.run(store="store").status)\n'
+    (tmp_path / "nb.py").write_text(source)
+    args = ["nb.py"] if how == "file" else ["-"]
+    done = subprocess.run(
+        [sys.executable, *args],
+        input=None if how == "file" else source,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("provtask.errors.DAGFileError: " + message), done.stderr
+    assert """'if __name__ == "__main__":'""" in last
+    assert "Nanny" not in done.stderr and not (tmp_path / "store").exists()
+
+
+def test_a_guarded_script_runs(tmp_path):
+    run = '    print(dag.run(store="store", n_workers=1).status)\n'
+    source = SCRIPT + 'if __name__ == "__main__":\n' + run
+    (tmp_path / "guarded.py").write_text(source)
+    done = subprocess.run(
+        [sys.executable, "guarded.py"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert done.stdout.strip() == "RunStatus.SUCCESS", done.stderr
