@@ -138,7 +138,7 @@ def tasks(
         check_task_name(store, run_ref, name)
     frame = frame[frame["kind"] != "map"]
     columns = ["task_id", "label", "name", "state", "attempts", "started_at", "duration"]
-    if frame["label"].isna().all():
+    if frame["label"].isna().all() and not as_json:  # JSON keeps every key, always
         columns.remove("label")
     if not frame.empty:
         frame, mpi_columns = with_last_mpi_attempt(frame, store.attempts(frame["run_id"].iloc[0]))
