@@ -18,7 +18,7 @@ from ..errors import StoreError
 from . import timeline as layout
 from .efficiency import CATEGORIES
 from .report_data import MAX_FAILED, ReportData, gather
-from .svg import durations_svg, efficiency_svg, timeline_svg
+from .svg import STARTUP_COLOUR, durations_svg, efficiency_svg, timeline_svg
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -138,11 +138,21 @@ def _efficiency(table: pd.DataFrame) -> str:
 def _timeline(data: ReportData) -> str:
     timeline = data.timeline
     keys = [(name, colour) for name, colour in timeline.colours.items()]
-    keys += [("failed attempt", "#d62728"), ("cancelled attempt", "#7f7f7f")]
+    keys += [
+        ("failed attempt, the task failed (▼)", layout.FAILED_COLOUR),
+        ("failed attempt, retried (▽)", layout.RETRIED_COLOUR),
+        ("lost or stopped at its walltime", layout.LOST_COLOUR),
+        ("cancelled attempt", layout.CANCELLED_COLOUR),
+    ]
+    if timeline.startup > 0:
+        keys.append((f"cluster start-up ({timeline.startup:.1f} s, not to scale)", STARTUP_COLOUR))
     legend = "".join(
         f'<span><i style="background:{colour}"></i>{escape(name)}</span>' for name, colour in keys
     )
-    notes = [f"{len(timeline.lanes)} workers, {timeline.placed} attempts."]
+    notes = [
+        f"{len(timeline.lanes)} workers (partition · node · batch job or process id; hover "
+        f"for the address), {timeline.placed} attempts. Time runs from the first task's start."
+    ]
     if timeline.aggregated:
         notes.append(
             f"More than {layout.MAX_BARS} attempts: successful attempts are drawn per "
@@ -165,9 +175,10 @@ def _durations(data: ReportData) -> str:
     if data.durations.empty:
         return '<p class="note">No successful attempts.</p>'
     return durations_svg(data.durations, data.timeline.colours) + (
-        '<p class="note">Successful attempts per task name: the box spans the middle half '
-        "of the durations, the line inside it is the median, the whiskers reach the fastest "
-        "and the slowest.</p>"
+        '<p class="note">Successful attempts per task name: one tick per attempt (up to 200, '
+        "else evenly spaced quantiles), the pale box spans the middle half of the durations, "
+        "the dark line is the median, the whiskers reach the fastest and the slowest; the "
+        "scale turns logarithmic when they differ by more than 50×.</p>"
     )
 
 
