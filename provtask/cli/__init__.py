@@ -10,6 +10,7 @@ import click
 from .cache import replay, why
 from .clusters import clusters
 from .doctor import doctor
+from .graph import graph
 from .jobs import jobs
 from .logs import logs
 from .query import efficiency_command, export, runs, show, tasks
@@ -25,7 +26,7 @@ def main() -> None:
 
 
 _COMMANDS = (run, runs, show, tasks, efficiency_command, export, report, lineage, clusters)
-for _command in (*_COMMANDS, why, replay, doctor, jobs, logs, watch):
+for _command in (*_COMMANDS, why, replay, doctor, jobs, logs, watch, graph):
     main.add_command(_command)
 
 __all__ = ["main"]

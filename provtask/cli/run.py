@@ -55,6 +55,12 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     metavar="PATTERN",
     help="Recompute tasks whose name or id matches (fnmatch), and all downstream.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would run, what is cached and which partitions' jobs would be "
+    "submitted; run nothing.",
+)
 @clusters_option
 @json_option
 @store_option
@@ -68,6 +74,7 @@ def run(
     no_cache: bool,
     progress_interval: float | None,
     refresh: tuple[str, ...],
+    dry_run: bool,
     clusters_path: Path | None,
     as_json: bool,
     store_path: Path,
@@ -78,6 +85,9 @@ def run(
 
     dag = load_dag_file(dag_file, dag_name)
     resolved = dag.resolve_params(_parse_params(params), from_text=True)
+    if dry_run:
+        print_plan(dag, resolved, store_path, clusters_path, no_cache, as_json)
+        return
     handle = submit(
         dag,
         params=resolved,
@@ -128,3 +138,35 @@ def follow_run(
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+def print_plan(
+    dag: Any, params: dict, store_path: Path, clusters: Path | None, no_cache: bool, as_json: bool
+) -> None:
+    """``--dry-run``: each node's fate, then the batch jobs its partitions would need."""
+    import dataclasses
+
+    from ..clusters.config import load_clusters
+    from ..dryrun import plan
+    from ..store import Store
+    from .jsonout import echo_json
+
+    config = load_clusters(clusters)
+    store = None if no_cache or not (store_path / "provtask.db").exists() else Store(store_path)
+    planned = plan(dag, params, store, config)
+    if as_json:
+        echo_json([dataclasses.asdict(p) for p in planned])
+        return
+    click.echo(f"dry run of DAG {dag.name!r} {params}: nothing is run or submitted")
+    for p in planned:
+        click.echo(f"  {p.action:<8} {p.task_id} [{p.kind}, partition {p.partition}]: {p.detail}")
+    used = dict.fromkeys(p.partition for p in planned if p.action != "cached")
+    for name in used:
+        if config is None:
+            click.echo(f"jobs: none (the embedded LocalCluster runs {name} tasks)")
+            continue
+        part = config.partition_for(name, name)
+        click.echo(
+            f"jobs: partition {name} ({part.scheduler}): batch jobs of {part.cores} cores, "
+            f"scaled with the ready tasks; see 'provtask clusters --job-script {name}'"
+        )
