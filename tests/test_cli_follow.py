@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from drivers import start_provtask
 
-from provtask import Store
+from provtask import NotFoundError, Store
 
 ROOT = Path(__file__).parent.parent
 DAGS = Path(__file__).parent / "dags"
@@ -197,3 +197,49 @@ def test_a_guarded_script_runs(tmp_path):
         [sys.executable, "guarded.py"], capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
     assert done.stdout.strip() == "RunStatus.SUCCESS", done.stderr
+
+
+def test_logs_follow_waits_for_a_running_attempt_to_end(store_dir, tmp_path):
+    gate = tmp_path / "gate"
+    running = start_provtask(
+        "run",
+        str(DAGS / "gated.py"),
+        "--param",
+        f"gate={gate}",
+        "--workers",
+        "2",
+        "--no-progress",
+        store=store_dir,
+        cwd=ROOT,
+        capture=True,
+    )
+    try:
+        run_id = running.stderr.readline().split()[1]
+        while not (tmp_path / "started-0").exists() or not _recorded(store_dir, run_id):
+            time.sleep(0.05)
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "provtask.cli", "logs", run_id, "wait_for[0]", "--follow"],
+            cwd=ROOT,
+            env={**os.environ, "PROVTASK_STORE": str(store_dir)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        waiting = follower.stderr.readline()  # the attempt cannot end before the gate opens
+        assert waiting.startswith("wait_for[0] attempt 1/1 running on ")
+        assert waiting.rstrip().endswith(": waiting for it to end…")
+        gate.touch()
+        out, _ = follower.communicate(timeout=60)
+        assert follower.returncode == 0
+        assert out.startswith("wait_for[0] attempt 1/1 success on ")
+    finally:
+        gate.touch()
+        running.communicate(timeout=60)
+
+
+def _recorded(store: Path, run_id: str) -> bool:
+    """Whether the run's attempt rows are in the store yet (the writer batches them)."""
+    try:
+        return not Store(store, create=False).attempts(run_id, task="wait_for[0]").empty
+    except NotFoundError:
+        return False
