@@ -49,11 +49,13 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         module, attribute = _LAZY[name]
         return getattr(importlib.import_module(module), attribute)
+    if name == "analysis":  # provtask.analysis.efficiency(...) without importing it first
+        return importlib.import_module("provtask.analysis")
     raise AttributeError(f"module 'provtask' has no attribute {name!r}")
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,34 +124,56 @@ class Resources:
 
 
 def make_resources(**given: Any) -> Resources:
-    """Validate user-given resource fields; every error names the field."""
-    unknown = set(given) - {f.name for f in dataclasses.fields(Resources)}
-    if unknown:
-        known = ", ".join(f.name for f in dataclasses.fields(Resources))
-        raise ResourceError(f"unknown resource field(s) {sorted(unknown)}; known fields: {known}")
+    """Validate user-given resource fields; every error names its field, and all the errors
+    of one call are reported at once."""
+    names = [f.name for f in dataclasses.fields(Resources)]
+    errors = [
+        f"unknown resource field {name!r}{_closest(name, names)}; known fields: {', '.join(names)}"
+        for name in sorted(set(given) - set(names))
+    ]
     fields: dict[str, Any] = {}
-    partition = given.get("partition")
-    if partition is not None:
-        if not isinstance(partition, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", partition):
-            raise ResourceError(
-                f"partition: expected a name of letters, digits, '_', '-' or '.', got {partition!r}"
-            )
-        fields["partition"] = partition
-    for name in ("nodes", "ntasks_per_node", "cpus_per_task"):
+    for name, check in _CHECKS:
         if given.get(name) is not None:
-            fields[name] = _positive_int(given[name], name)
-    for name in ("gpus", "retries"):
-        if given.get(name) is not None:
-            fields[name] = _positive_int(given[name], name, minimum=0)
-    if given.get("memory") is not None:
-        fields["memory"] = parse_memory(given["memory"])
-    if given.get("walltime") is not None:
-        fields["walltime"] = parse_walltime(given["walltime"])
-    launcher = given.get("launcher")
-    if launcher is not None:
-        if launcher not in LAUNCHERS:
-            raise ResourceError(
-                f"launcher: expected one of {', '.join(LAUNCHERS)}, got {launcher!r}"
-            )
-        fields["launcher"] = launcher
+            try:
+                fields[name] = check(given[name], name)
+            except ResourceError as exc:
+                errors.append(str(exc))
+    if errors:
+        raise ResourceError("; ".join(errors))
     return Resources(**fields)
+
+
+def _closest(name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _partition(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", value):
+        raise ResourceError(
+            f"{field}: expected a name of letters, digits, '_', '-' or '.', got {value!r}"
+        )
+    return value
+
+
+def _launcher(value: Any, field: str) -> str:
+    if value not in LAUNCHERS:
+        raise ResourceError(f"{field}: expected one of {', '.join(LAUNCHERS)}, got {value!r}")
+    return value
+
+
+def _count(value: Any, field: str) -> int:
+    return _positive_int(value, field, minimum=0)
+
+
+_CHECKS: tuple[tuple[str, Callable[[Any, str], Any]], ...] = (
+    ("partition", _partition),
+    ("nodes", _positive_int),
+    ("ntasks_per_node", _positive_int),
+    ("cpus_per_task", _positive_int),
+    ("gpus", _count),
+    ("retries", _count),
+    ("memory", parse_memory),
+    ("walltime", parse_walltime),
+    ("launcher", _launcher),
+)

@@ -7,6 +7,7 @@ inside ``with DAG(...)``, it records a node and returns a :class:`~provtask.dag.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import inspect
 import json
@@ -18,11 +19,14 @@ from .code_identity import CodeIdentity, code_identity
 from .context import current_dag
 from .errors import DAGError, ResourceError
 from .escalation import ESCALATION_OPTIONS, Escalation, make_escalation
+from .labels import check_template
 from .resources import Resources, make_resources
 
 TaskKind = Literal["python", "mpi"]
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 CACHE_OPTIONS = ("cache", "cache_version", "cache_key")
+# Options of how a task is shown and fed, not of what it asks from a cluster.
+TASK_OPTIONS = ("label", "allow_failed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +71,8 @@ class TaskDef:
         node_id: str | None = None,
         cache: CacheSettings | None = None,
         escalation: Escalation | None = None,
+        label: str | None = None,
+        allow_failed: bool = False,
     ) -> None:
         if not callable(fn):
             raise ResourceError(f"@task must decorate a function, got {fn!r}")
@@ -96,6 +102,10 @@ class TaskDef:
         self.function = f"{fn.__module__}:{fn.__qualname__}"
         self.cache = cache or CacheSettings()
         self.escalation = escalation or Escalation()
+        self.label = check_template(label)
+        if not isinstance(allow_failed, bool):
+            raise ResourceError(f"allow_failed: expected True or False, got {allow_failed!r}")
+        self.allow_failed = allow_failed
         self._code_identity: CodeIdentity | None = None
         self.resources_json = json.dumps(resources.to_record(), sort_keys=True)
         functools.update_wrapper(self, fn)
@@ -146,6 +156,7 @@ class TaskDef:
         cache.update({k: overrides.pop(k) for k in CACHE_OPTIONS if k in overrides})
         escalation = {k: self.escalation.option(k) for k in ESCALATION_OPTIONS}
         escalation.update({k: overrides.pop(k) for k in ESCALATION_OPTIONS if k in overrides})
+        shown = {k: overrides.pop(k, getattr(self, k)) for k in TASK_OPTIONS}
         fields = {f.name: getattr(self.resources, f.name) for f in dataclasses.fields(Resources)}
         fields.update(overrides)
         resources = make_resources(**fields)
@@ -157,6 +168,7 @@ class TaskDef:
             node_id=id,
             cache=make_cache_settings(**cache),
             escalation=make_escalation(resources, self.kind, **escalation),
+            **shown,
         )
         clone._code_identity = self._code_identity
         if id is not None and not _NAME_RE.match(id):
@@ -177,7 +189,24 @@ class TaskDef:
         try:
             return self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise DAGError(f"bad call of task {self.name!r}: {exc}") from None
+            raise DAGError(
+                f"bad call of task {self.name!r}: {self._unknown(kwargs) or exc}"
+            ) from None
+
+    def _unknown(self, kwargs: dict) -> str | None:
+        """Keywords the function does not take, with the closest names: a typo (``step=``) is
+        named, not only the argument it leaves missing."""
+        parameters = self.signature.parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return None
+        unknown = [name for name in kwargs if name not in parameters]
+        if not unknown:
+            return None
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(parameters), n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return f"unexpected keyword argument {', '.join(hints)}; it takes {', '.join(parameters)}"
 
 
 def _positional_arity(signature: inspect.Signature) -> tuple[int, int] | None:
@@ -194,12 +223,19 @@ def _positional_arity(signature: inspect.Signature) -> tuple[int, int] | None:
 def _decorate(fn: Callable | None, kind: TaskKind, name: str | None, given: dict) -> Any:
     cache = make_cache_settings(**{k: given.pop(k) for k in CACHE_OPTIONS if k in given})
     escalation = {k: given.pop(k) for k in ESCALATION_OPTIONS if k in given}
+    shown = {k: given.pop(k) for k in TASK_OPTIONS if k in given}
     resources = make_resources(**given)
     escalate = make_escalation(resources, kind, **escalation)
 
     def wrap(function: Callable) -> TaskDef:
         return TaskDef(
-            function, name=name, resources=resources, kind=kind, cache=cache, escalation=escalate
+            function,
+            name=name,
+            resources=resources,
+            kind=kind,
+            cache=cache,
+            escalation=escalate,
+            **shown,
         )
 
     return wrap if fn is None else wrap(fn)
@@ -216,7 +252,10 @@ def task(fn: Callable | None = None, *, name: str | None = None, **resources: An
     ("HH:MM:SS" or "1h"), ``retries``. Escalating retries: ``on_oom``, ``on_timeout``,
     ``on_node_failure`` (``{"memory": "x2"}``; docs/restart.md). Caching: ``cache`` (False
     never reuses results), ``cache_version`` (a string in the key), ``cache_key`` (a function
-    of the arguments whose result replaces their hashes). Bad values raise
+    of the arguments whose result replaces their hashes). Display and feeding: ``label``
+    (a format string over the arguments naming each element, e.g. ``"T={T} seed={seed}"``),
+    ``allow_failed`` (run even if some upstream map elements failed; their values arrive as
+    :class:`~provtask.partial.Failed`). Bad values raise
     :class:`ResourceError` here.
     """
     return _decorate(fn, "python", name, resources)

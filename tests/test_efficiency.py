@@ -61,3 +61,51 @@ def test_idle_time_waiting_for_a_dependency_is_not_scheduling_overhead(client, s
     # scheduling overhead, which only counts idle slots while a task waits to start.
     assert whole["idle"] + whole["startup"] >= 0.55
     assert whole["scheduling"] < 0.1
+
+
+def test_the_all_row_adds_up_the_partitions(tmp_path):
+    """A GPU task waits for its worker while the CPU worker sits idle: that wait is the GPU
+    partition's scheduling, not the CPU's, and the all row is the sum of both rows."""
+    store = Store(tmp_path / "store")
+    writer = store.writer()
+    writer.insert("runs", {"run_id": "r", "dag_name": "two", "status": "success"})
+    for partition, worker in (("cpu", "tcp://cpu:1"), ("gpu", "tcp://gpu:1")):
+        writer.insert(
+            "workers",
+            {
+                "run_id": "r",
+                "worker": worker,
+                "partition": partition,
+                "nthreads": 1,
+                "connected_at": 100.0,
+                "disconnected_at": 110.0,
+            },
+        )
+    # prepare: cpu 100-101; train: submitted at 100, its gpu worker starts it at 105.
+    for task_id, partition, submitted, started, ended in (
+        ("prepare", "cpu", 100.0, 100.0, 101.0),
+        ("train", "gpu", 100.0, 105.0, 110.0),
+    ):
+        writer.insert("tasks", {"run_id": "r", "task_id": task_id, "name": task_id})
+        writer.insert(
+            "attempts",
+            {
+                "run_id": "r",
+                "task_id": task_id,
+                "attempt": 1,
+                "status": "success",
+                "partition": partition,
+                "worker": f"tcp://{partition}:1",
+                "submitted_at": submitted,
+                "started_at": started,
+                "function_ended_at": ended,
+                "ended_at": ended,
+            },
+        )
+    writer.flush()
+    table = efficiency(store, "r").set_index("partition")
+    assert table.loc["cpu", "scheduling"] == 0 and table.loc["cpu", "idle"] == pytest.approx(9)
+    assert table.loc["gpu", "startup"] == pytest.approx(5) and table.loc["gpu", "compute"] == 5
+    for column in ("workers", "slots", "allocated", *CATEGORIES):
+        assert table.loc["all", column] == pytest.approx(table.loc[["cpu", "gpu"], column].sum())
+    assert table.loc["all", "efficiency"] == pytest.approx(6 / 20)

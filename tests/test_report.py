@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from provtask import DAG, Store, task
-from provtask.analysis import timeline
+from provtask.analysis import svg, timeline
 from provtask.analysis.report import write_html, write_pngs
 from provtask.cli import main
 
@@ -67,10 +67,20 @@ def test_html_report_is_self_contained_and_complete(failed_run, tmp_path):
     # One bar per attempt that ran (the first task, 24 elements, explode twice), one lane
     # per worker, and the failures with their error.
     assert html.count('<rect class="bar') == drawn_attempts(store, run_id) == 1 + 24 + 2
-    assert html.count('<rect class="bar failed"') == 2
-    for worker in store.workers(run_id)["worker"]:
-        assert f">{worker}</text>" in html
+    # explode's first attempt was retried, its second failed the task: told apart.
+    assert html.count('<rect class="bar failed"') == html.count('<rect class="bar retried"') == 1
+    for worker in store.workers(run_id).itertuples():
+        label = f"client · {worker.node} · pid {worker.pid}<title>{worker.worker}</title>"
+        assert f">{label}</text>" in html  # lanes by partition and node; address on hover
     assert '<tr class="failed-task"><td><code>explode</code>' in html
+    assert f"provtask logs {run_id} &#x27;explode&#x27;" in html  # not a path in the repo
+    # Every mark has a legend entry; the cluster start-up is a band before the first task.
+    for key in ("the task failed (▼)", "retried (▽)", "cancelled attempt", "cluster start-up"):
+        assert key in html
+    assert 'class="startup"' in html
+    first = min(float(x) for x in re.findall(r'<rect class="bar[^"]*" x="([\d.]+)"', html))
+    assert first == pytest.approx(svg.LABEL_WIDTH + svg.STARTUP_BAND, abs=0.2)
+    assert html.count('class="strip"') == 1 + 24  # one tick per successful attempt
     assert "builtins.ValueError: cannot reduce 24 values" in html
     assert "Failed tasks (1)" in html
     assert '<span class="status failed">failed</span>' in html
@@ -110,7 +120,7 @@ def test_chromium_renders_the_report_offline(failed_run, tmp_path):
     assert dom.count('<rect class="bar') == drawn_attempts(store, run_id)
     # One lane per worker that ran an attempt (how work spread over workers is up to Dask).
     workers = set(store.attempts(run_id)["worker"].dropna())
-    assert len(re.findall(r'<text class="lane-label"[^>]*>tcp://', dom)) == len(workers) >= 1
+    assert len(re.findall(r'<text class="lane-label"[^>]*>client · ', dom)) == len(workers) >= 1
     assert re.search(r'<tr class="failed-task"><td><code>explode</code>', dom)
 
     shot = tmp_path / "shot.png"
@@ -145,7 +155,7 @@ def test_big_runs_are_aggregated_but_failures_stay_visible(failed_run, tmp_path,
     monkeypatch.setattr(timeline, "MAX_BARS", 10)  # as if the run had thousands of attempts
     monkeypatch.setattr(timeline, "BINS", 5)
     html = write_html(store, run_id, tmp_path / "report.html").read_text()
-    bars = re.findall(r'<rect class="bar( failed)?"[^>]*><title>([^<]*)</title>', html)
+    bars = re.findall(r'<rect class="bar( failed| retried)?"[^>]*><title>([^<]*)</title>', html)
     failed = [title for kind, title in bars if kind]
     merged = [title for kind, title in bars if not kind]
     assert len(failed) == 2 and all(t.startswith("explode (attempt") for t in failed)

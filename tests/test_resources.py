@@ -138,9 +138,22 @@ def test_make_resources_defaults_and_conversions():
 
 
 def test_unknown_field_is_named_with_the_known_ones():
-    with pytest.raises(ResourceError, match=r"unknown resource field\(s\) \['memroy'\]") as info:
+    with pytest.raises(ResourceError, match="unknown resource field 'memroy'") as info:
         make_resources(memroy="4GB")
-    assert "memory" in str(info.value)  # the list of known fields helps fix the typo
+    assert "(did you mean 'memory'?)" in str(info.value)
+
+
+def test_every_error_of_one_task_is_reported_at_once():
+    with pytest.raises(ResourceError) as info:
+        make_resources(memory="lots", walltime="forever", cpus_per_task=0, gpu=1)
+    message = str(info.value)
+    for part in (
+        "unknown resource field 'gpu' (did you mean 'gpus'?)",
+        "cpus_per_task: expected an integer >= 1, got 0",
+        "memory: cannot read 'lots' as a size",
+        "walltime: cannot read 'forever' as a duration",
+    ):
+        assert part in message
 
 
 # -- decoration-time validation ----------------------------------------------------------------

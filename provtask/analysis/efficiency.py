@@ -33,7 +33,8 @@ CATEGORIES = ("compute", "provenance", "failed", "startup", "scheduling", "idle"
 def efficiency(store: Store, run: str) -> pd.DataFrame:
     """One row per partition and one for the whole run (``partition == "all"``).
 
-    Times are seconds; categories sum to ``allocated``.
+    Times are seconds; categories sum to ``allocated``, and the ``all`` row is the sum of
+    the partition rows (its efficiency their pooled ``compute / allocated``).
     """
     import pandas as pd
 
@@ -52,8 +53,21 @@ def efficiency(store: Store, run: str) -> pd.DataFrame:
         )
         for name in sorted(workers["partition"].dropna().unique())
     ]
-    rows.append(_partition_row("all", workers, attempts))
+    rows.append(_total(rows))
     return pd.DataFrame(rows)
+
+
+def _total(rows: list[dict]) -> dict:
+    """The ``all`` row: the partition rows added up, so each column reads as their sum (an
+    attempt waiting on one partition is never scheduling overhead of another's idle slots)."""
+    total: dict = {"partition": "all"}
+    for column in ("workers", "slots", "allocated", *CATEGORIES):
+        total[column] = sum(row[column] for row in rows)
+    allocated = total["allocated"]
+    total["efficiency"] = total["compute"] / allocated if allocated > 0 else float("nan")
+    waits = [row["queue_wait"] for row in rows if not np.isnan(row["queue_wait"])]
+    total["queue_wait"] = float(sum(waits)) if waits else float("nan")
+    return total
 
 
 def _seconds(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

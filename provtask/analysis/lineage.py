@@ -26,6 +26,8 @@ COLUMNS = [
     "feeds",
     "kind",
     "name",
+    "label",
+    "item",
     "state",
     "attempt",
     "worker",
@@ -45,8 +47,9 @@ def lineage(store: Store, run: str, target: str) -> pd.DataFrame:
     """One row per ancestor of ``target`` (a task id, or a prefix of its output hash).
 
     ``depth`` is 0 for the target; ``parent`` is the task through which a row was first
-    reached, ``feeds`` every task of the lineage it is an input of. Params are rows of kind
-    ``param`` with id ``param:NAME`` and their value's hash in ``output_hash``.
+    reached, ``feeds`` every task of the lineage it is an input of. A map element's ``item``
+    is the index it took of its upstream list, and ``label`` its readable name. Params are
+    rows of kind ``param`` with id ``param:NAME`` and their value's hash in ``output_hash``.
     """
     import pandas as pd
 
@@ -133,6 +136,8 @@ def _task_row(task: pd.Series, last: pd.DataFrame, depth: int, parent: str | Non
         "feeds": [parent] if parent else [],
         "kind": task["kind"],
         "name": task["name"],
+        "label": task["label"] if isinstance(task.get("label"), str) else None,
+        "item": _item(task["inputs"]),
         "state": task["state"],
         "attempt": None if attempt is None else int(attempt["attempt"]),
         "worker": None if attempt is None else attempt["worker"],
@@ -144,6 +149,11 @@ def _task_row(task: pd.Series, last: pd.DataFrame, depth: int, parent: str | Non
         "ended_at": task["ended_at"],
         "value": None,
     }
+
+
+def _item(inputs: object) -> int | None:
+    """Which item of an upstream list a map element took (None for other tasks)."""
+    return next((e["item"] for e in _decode(inputs) if "item" in e), None)
 
 
 def _param_row(param_id: str, inputs: object, depth: int, parent: str) -> dict:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..errors import ProvtaskError
 from .efficiency import CATEGORIES
 from .svg import CATEGORY_COLOURS
-from .timeline import CANCELLED_COLOUR, FAILED_COLOUR
+from .timeline import CANCELLED_COLOUR, FAILED_COLOUR, LOST_COLOUR, RETRIED_COLOUR
 
 try:  # Figure objects draw with Agg without pyplot, so no display or backend setting is needed
     from matplotlib.colors import to_rgba
@@ -76,7 +76,9 @@ def _timeline(data: ReportData) -> Figure:
     axes.set_yticklabels(timeline.lanes if lanes <= 40 else [""] * lanes)
     axes.set_ylim(lanes - 0.5, -0.5 - (0.3 if len(failed) else 0))
     axes.set_xlim(0, timeline.span or 1.0)
-    axes.set_xlabel("seconds since the run started")
+    axes.set_xlabel(
+        f"seconds since the first task started ({timeline.startup:.1f} s after the run)"
+    )
     axes.set_ylabel("worker")
     axes.set_title(
         f"Run {data.run['run_id']} ({data.run['dag_name']}): {timeline.placed} attempts"
@@ -84,7 +86,12 @@ def _timeline(data: ReportData) -> Figure:
         loc="left",
     )
     handles = [Patch(color=c, label=n) for n, c in list(timeline.colours.items())[:16]]
-    handles += [Patch(color=FAILED_COLOUR, label="failed attempt")]
+    handles += [
+        Patch(color=FAILED_COLOUR, label="failed attempt, the task failed (▼)"),
+        Patch(color=RETRIED_COLOUR, label="failed attempt, retried"),
+    ]
+    if bars["status"].isin(["lost", "timeout"]).any():
+        handles.append(Patch(color=LOST_COLOUR, label="lost or stopped at its walltime"))
     if (bars["status"] == "cancelled").any():
         handles.append(Patch(color=CANCELLED_COLOUR, label="cancelled attempt"))
     figure.legend(handles=handles, loc="outside right upper", frameon=False)

@@ -18,7 +18,7 @@ from ..errors import StoreError
 from . import timeline as layout
 from .efficiency import CATEGORIES
 from .report_data import MAX_FAILED, ReportData, gather
-from .svg import durations_svg, efficiency_svg, timeline_svg
+from .svg import STARTUP_COLOUR, durations_svg, efficiency_svg, timeline_svg
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -125,8 +125,12 @@ def _efficiency(table: pd.DataFrame) -> str:
     formats = {c: "{:.3f}" for c in ("allocated", *CATEGORIES)} | {"efficiency": "{:.1%}"}
     columns = ["partition", "workers", "slots", "allocated", *CATEGORIES, "efficiency"]
     note = (
-        '<p class="note">Slot-seconds by category; efficiency = compute / allocated '
-        "(see docs/efficiency.md).</p>"
+        "<p class=\"note\">Slot-seconds of the workers' threads: <b>compute</b> the tasks' "
+        "own code, <b>provenance</b> storing their outputs, <b>failed</b> attempts that "
+        "failed, <b>startup</b> workers before their first task, <b>scheduling</b> idle while "
+        "a submitted task waited, <b>idle</b> nothing ready. Efficiency = compute / allocated; "
+        "the all row adds up the partitions. <code>provtask efficiency RUN --json</code> gives "
+        "the numbers.</p>"
     )
     return _table(table[columns], formats) + efficiency_svg(table) + note
 
@@ -134,11 +138,21 @@ def _efficiency(table: pd.DataFrame) -> str:
 def _timeline(data: ReportData) -> str:
     timeline = data.timeline
     keys = [(name, colour) for name, colour in timeline.colours.items()]
-    keys += [("failed attempt", "#d62728"), ("cancelled attempt", "#7f7f7f")]
+    keys += [
+        ("failed attempt, the task failed (▼)", layout.FAILED_COLOUR),
+        ("failed attempt, retried (▽)", layout.RETRIED_COLOUR),
+        ("lost or stopped at its walltime", layout.LOST_COLOUR),
+        ("cancelled attempt", layout.CANCELLED_COLOUR),
+    ]
+    if timeline.startup > 0:
+        keys.append((f"cluster start-up ({timeline.startup:.1f} s, not to scale)", STARTUP_COLOUR))
     legend = "".join(
         f'<span><i style="background:{colour}"></i>{escape(name)}</span>' for name, colour in keys
     )
-    notes = [f"{len(timeline.lanes)} workers, {timeline.placed} attempts."]
+    notes = [
+        f"{len(timeline.lanes)} workers (partition · node · batch job or process id; hover "
+        f"for the address), {timeline.placed} attempts. Time runs from the first task's start."
+    ]
     if timeline.aggregated:
         notes.append(
             f"More than {layout.MAX_BARS} attempts: successful attempts are drawn per "
@@ -161,9 +175,10 @@ def _durations(data: ReportData) -> str:
     if data.durations.empty:
         return '<p class="note">No successful attempts.</p>'
     return durations_svg(data.durations, data.timeline.colours) + (
-        '<p class="note">Successful attempts per task name: the box spans the middle half '
-        "of the durations, the line inside it is the median, the whiskers reach the fastest "
-        "and the slowest.</p>"
+        '<p class="note">Successful attempts per task name: one tick per attempt (up to 200, '
+        "else evenly spaced quantiles), the pale box spans the middle half of the durations, "
+        "the dark line is the median, the whiskers reach the fastest and the slowest; the "
+        "scale turns logarithmic when they differ by more than 50×.</p>"
     )
 
 
@@ -178,10 +193,14 @@ def _failed(data: ReportData) -> str:
             else ""
         )
         where = escape(f"{task.hostname} {task.worker}") if isinstance(task.worker, str) else ""
+        label = f"<br>{escape(task.label)}" if isinstance(task.label, str) else ""
+        logs = f"provtask logs {data.run['run_id']} '{task.task_id}'"
         rows.append(
-            f'<tr class="failed-task"><td><code>{escape(task.task_id)}</code></td>'
+            f'<tr class="failed-task"><td><code>{escape(task.task_id)}</code>{label}</td>'
             f"<td>{escape(task.name)}</td><td class='num'>{task.attempts}</td>"
-            f"<td><pre>{escape(str(task.error))}</pre>{traceback}</td><td>{where}</td></tr>"
+            f"<td><pre>{escape(str(task.error))}</pre>{traceback}"
+            f'<p class="note">its output: <code>{escape(logs)}</code></p></td>'
+            f"<td>{where}</td></tr>"
         )
     more = (
         f'<p class="note">… and {data.n_failed - MAX_FAILED} more: provtask tasks '

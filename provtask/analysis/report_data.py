@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 SLOWEST = 15  # attempts listed as the slowest
 MAX_FAILED = 50  # failed tasks listed with their error; the rest are counted
+STRIP = 200  # durations drawn one by one per task name
 
 
 @dataclass
@@ -74,7 +75,15 @@ def _durations(attempts: pd.DataFrame) -> pd.DataFrame:
         median="median",
         q3=lambda s: s.quantile(0.75),
         max="max",
+        sample=_sample,
     ).reset_index()
+
+
+def _sample(seconds: pd.Series) -> list[float]:
+    """At most ``STRIP`` durations for the strip plot: all, or evenly spaced quantiles."""
+    if len(seconds) <= STRIP:
+        return sorted(seconds)
+    return list(seconds.quantile([i / (STRIP - 1) for i in range(STRIP)]))
 
 
 def _slowest(attempts: pd.DataFrame) -> pd.DataFrame:
@@ -87,6 +96,6 @@ def _failed(failed: pd.DataFrame, attempts: pd.DataFrame) -> pd.DataFrame:
     """Each failed task with the exception, traceback and worker of its last attempt."""
     last = attempts.sort_values("attempt").drop_duplicates("task_id", keep="last")
     columns = ["task_id", "exc_type", "exc_message", "traceback", "hostname", "worker"]
-    return failed[["task_id", "name", "attempts", "error"]].merge(
+    return failed[["task_id", "label", "name", "attempts", "error"]].merge(
         last[columns], on="task_id", how="left"
     )

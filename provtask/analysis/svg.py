@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 LABEL_WIDTH = 200
 PLOT_WIDTH = 880
 MIN_BAR = 1.5  # px: a bar never gets thinner than this, however short the attempt
+STARTUP_BAND = 56  # px at the left of the timeline for the cluster start-up (not to scale)
+STARTUP_COLOUR = "#e5e7eb"
 CATEGORY_COLOURS = {
     "compute": "#2ca02c",
     "provenance": "#1f77b4",
@@ -34,7 +36,8 @@ def timeline_svg(timeline: Timeline) -> str:
     lane = 20 if n_lanes <= 40 else max(2.0, 800 / n_lanes)
     top, height = 26, n_lanes * lane
     span = timeline.span or 1.0
-    x_of = _scale(0.0, span, LABEL_WIDTH, LABEL_WIDTH + PLOT_WIDTH)
+    band = STARTUP_BAND if timeline.startup > 0 else 0
+    x_of = _scale(0.0, span, LABEL_WIDTH + band, LABEL_WIDTH + PLOT_WIDTH)
     parts = [_open(LABEL_WIDTH + PLOT_WIDTH + 10, top + height + 22, "timeline")]
     label_every = math.ceil(11 / lane)
     for i, name in enumerate(timeline.lanes):
@@ -42,8 +45,19 @@ def timeline_svg(timeline: Timeline) -> str:
         if i % 2:
             parts.append(_rect("lane", LABEL_WIDTH, y, PLOT_WIDTH, lane, "#f3f4f6"))
         if i % label_every == 0:
-            parts.append(_text(LABEL_WIDTH - 6, y + lane / 2 + 4, name, "end", "lane-label"))
-    parts += _axis(x_of, 0.0, span, top, top + height, "s since start")
+            text = _text(LABEL_WIDTH - 6, y + lane / 2 + 4, name, "end", "lane-label")
+            address = escape(timeline.addresses[i])
+            parts.append(text.replace("</text>", f"<title>{address}</title></text>"))
+    if band:
+        tip = f"cluster start-up: {timeline.startup:.1f} s before the first task started"
+        parts.append(_rect("startup", LABEL_WIDTH, top, band - 4, height, STARTUP_COLOUR, tip))
+        parts.append(
+            _text(LABEL_WIDTH + band / 2 - 2, top + height / 2 + 4, "start-up", "middle", "note")
+        )
+        parts.append(
+            _text(LABEL_WIDTH + band / 2 - 2, top - 8, f"−{timeline.startup:.1f}", "middle", "tick")
+        )
+    parts += _axis(x_of, 0.0, span, top, top + height, "s since the first task started")
     pad = min(2.0, lane / 6)
     for bar in timeline.bars.itertuples(index=False):
         x, w = x_of(bar.start), max(x_of(bar.end) - x_of(bar.start), MIN_BAR)
@@ -52,17 +66,19 @@ def timeline_svg(timeline: Timeline) -> str:
         css = "bar" if bar.status == "success" else f"bar {bar.status}"
         colour = timeline.colour(bar.name, bar.status)
         parts.append(_rect(css, x, y, w, lane - 2 * pad, colour, tip, bar.opacity))
-        if bar.status == "failed":  # a marker above the bar, visible however thin it is
+        if bar.status in ("failed", "retried"):  # a marker above, visible however thin
+            fill = FAILED_COLOUR if bar.status == "failed" else "white"
             parts.append(
-                f'<path class="failed-mark" d="M{x + w / 2:.1f} {y:.1f} l-4 -{pad + 4:.1f} '
-                f'h8 z" fill="{FAILED_COLOUR}"/>'
+                f'<path class="{bar.status}-mark" d="M{x + w / 2:.1f} {y:.1f} l-4 '
+                f'-{pad + 4:.1f} h8 z" fill="{fill}" stroke="{FAILED_COLOUR}"/>'
             )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def durations_svg(durations: pd.DataFrame, colours: dict[str, str]) -> str:
-    """A box plot per task name: whiskers min–max, box quartiles, line at the median."""
+    """Per task name a strip of its durations (one tick each, up to 200), over a box of the
+    quartiles, whiskers min–max and a line at the median."""
     row, top, right = 24, 26, 210
     height = top + row * max(len(durations), 1) + 22
     lo, hi = float(durations["min"].min()), float(durations["max"].max())
@@ -84,11 +100,17 @@ def durations_svg(durations: pd.DataFrame, colours: dict[str, str]) -> str:
             f"{stats.name}: {stats.count} attempts, min {stats.min:.3g} s, "
             f"median {stats.median:.3g} s, max {stats.max:.3g} s"
         )
+        box = _rect("box", x_q1, mid - 7, max(x_q3 - x_q1, MIN_BAR), 14, colour, tip, 0.25)
         parts += [
             _text(LABEL_WIDTH - 6, mid + 4, str(stats.name), "end", "lane-label"),
             f'<line x1="{x_min:.1f}" x2="{x_max:.1f}" y1="{mid:.1f}" y2="{mid:.1f}" '
             f'stroke="#555"/>',
-            _rect("box", x_q1, mid - 7, max(x_q3 - x_q1, MIN_BAR), 14, colour, tip),
+            box,
+            *(
+                f'<line class="strip" x1="{x_of(v):.1f}" x2="{x_of(v):.1f}" '
+                f'y1="{mid - 9:.1f}" y2="{mid + 9:.1f}" stroke="{colour}" stroke-opacity="0.6"/>'
+                for v in stats.sample
+            ),
             f'<line x1="{x_med:.1f}" x2="{x_med:.1f}" y1="{mid - 7:.1f}" y2="{mid + 7:.1f}" '
             f'stroke="#111" stroke-width="2"/>',
             _text(

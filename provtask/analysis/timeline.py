@@ -1,5 +1,10 @@
 """The Gantt timeline of a run: one lane per worker, one bar per attempt.
 
+Time runs from the first attempt's start; the cluster's start-up before it is kept as
+``startup`` (drawn as a band, not to scale). Lanes are named and ordered by partition,
+node and batch job. A failed attempt that was retried is ``retried``, apart from the
+attempt that failed the task.
+
 Both renderers (SVG in the HTML report, matplotlib for PNG) draw the same ``Timeline``. Past
 ``MAX_BARS`` attempts, successful ones are aggregated per lane into ``BINS`` time bins (a bar
 per stretch of bins, coloured by the task name that used the most time in it, as opaque as the
@@ -25,27 +30,34 @@ PALETTE = (
     "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
 )  # fmt: skip
 FAILED_COLOUR = "#d62728"
+RETRIED_COLOUR = "#ff9896"  # a failed attempt with a retry after it
+LOST_COLOUR = "#3b3b3b"  # lost with its worker, or stopped at its walltime
 CANCELLED_COLOUR = "#7f7f7f"
+STATUS_COLOURS = {
+    "failed": FAILED_COLOUR,
+    "retried": RETRIED_COLOUR,
+    "lost": LOST_COLOUR,
+    "timeout": LOST_COLOUR,
+    "cancelled": CANCELLED_COLOUR,
+}
 
 
 @dataclass
 class Timeline:
-    """Bars in seconds since the run started, placed on worker lanes."""
+    """Bars in seconds since the first attempt started, placed on worker lanes."""
 
     lanes: list[str]  # lane labels, top to bottom
+    addresses: list[str]  # the worker address of each lane
     bars: pd.DataFrame  # lane, start, end, name, status, count, opacity, label
     colours: dict[str, str]  # task name → colour
     span: float  # seconds from the run's start to its last event
     placed: int  # attempts drawn (one bar each unless aggregated)
     unplaced: int  # attempts with no worker or start time (lost before reporting)
     aggregated: bool
+    startup: float = 0.0  # s from the run's start to its first attempt's (cluster start-up)
 
     def colour(self, name: str, status: str) -> str:
-        if status == "failed":
-            return FAILED_COLOUR
-        if status == "cancelled":
-            return CANCELLED_COLOUR
-        return self.colours.get(name, PALETTE[0])
+        return STATUS_COLOURS.get(status) or self.colours.get(name, PALETTE[0])
 
 
 def build_timeline(
@@ -55,14 +67,22 @@ def build_timeline(
     import pandas as pd
 
     lane_of = _lanes(workers, attempts)
+    first = attempts["started_at"].min()
+    origin = start if pd.isna(first) or first < start else first
+    last_attempt = attempts.groupby("task_id")["attempt"].transform("max")
+    status = (
+        attempts["status"]
+        .astype(str)
+        .where((attempts["status"] != "failed") | (attempts["attempt"] == last_attempt), "retried")
+    )
     placed = attempts.dropna(subset=["started_at", "ended_at", "worker"])
     bars = pd.DataFrame(
         {
             "lane": placed["worker"].map(lane_of).to_numpy(int),
-            "start": (placed["started_at"] - start).dt.total_seconds().to_numpy(),
-            "end": (placed["ended_at"] - start).dt.total_seconds().to_numpy(),
+            "start": (placed["started_at"] - origin).dt.total_seconds().to_numpy(),
+            "end": (placed["ended_at"] - origin).dt.total_seconds().to_numpy(),
             "name": placed["name"].to_numpy(),
-            "status": placed["status"].astype(str).to_numpy(),
+            "status": status.loc[placed.index].to_numpy(),
             "count": 1,
             "opacity": 1.0,
             "label": (
@@ -70,7 +90,7 @@ def build_timeline(
             ).to_numpy(),
         }
     )
-    span = max(float((end - start).total_seconds()), float(bars["end"].max() if len(bars) else 0))
+    span = max(float((end - origin).total_seconds()), float(bars["end"].max() if len(bars) else 0))
     names = list(dict.fromkeys(attempts["name"]))
     aggregated = len(bars) > MAX_BARS
     if aggregated:
@@ -78,28 +98,39 @@ def build_timeline(
         bars = pd.concat([_aggregate(bars[ok], max(span, 1e-9)), bars[~ok]], ignore_index=True)
     return Timeline(
         lanes=[_lane_label(address, workers) for address in lane_of],
+        addresses=list(lane_of),
         bars=bars,
         colours={name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)},
         span=span,
         placed=len(placed),
         unplaced=len(attempts) - len(placed),
         aggregated=aggregated,
+        startup=float((origin - start).total_seconds()),
     )
 
 
 def _lanes(workers: pd.DataFrame, attempts: pd.DataFrame) -> dict[str, int]:
-    """Worker address → lane index: every worker of the run, in order of arrival."""
-    addresses = list(dict.fromkeys([*workers["worker"], *attempts["worker"].dropna()]))
+    """Worker address → lane index: every worker of the run, grouped by partition, node and
+    batch job, in order of arrival within a group."""
+    known = workers.assign(arrival=range(len(workers))).sort_values(
+        ["partition", "node", "batch_job_id", "arrival"], na_position="last", kind="stable"
+    )
+    addresses = list(dict.fromkeys([*known["worker"], *attempts["worker"].dropna()]))
     return {address: i for i, address in enumerate(addresses)}
 
 
 def _lane_label(address: str, workers: pd.DataFrame) -> str:
-    """A worker as a person reads it: its partition, batch job and node, else its address."""
+    """A worker as a person reads it: partition · node · batch job (or process id)."""
     rows = workers[workers["worker"] == address]
-    if rows.empty or not isinstance(rows["batch_job_id"].iloc[0], str):
+    if rows.empty:
         return address
     row = rows.iloc[0]
-    return f"{row['partition']} job {row['batch_job_id']} on {row['node']} ({address})"
+    parts = [str(row[c]) for c in ("partition", "node") if isinstance(row[c], str)]
+    if isinstance(row["batch_job_id"], str):
+        parts.append(f"job {row['batch_job_id']}")
+    elif row["pid"] == row["pid"]:  # not NaN
+        parts.append(f"pid {int(row['pid'])}")
+    return " · ".join(parts) or address
 
 
 def _aggregate(bars: pd.DataFrame, span: float) -> pd.DataFrame:

@@ -37,6 +37,15 @@ store_option = click.option(
     show_default=True,
     help="Provenance store folder (env PROVTASK_STORE).",
 )
+# Commands about one run take it as an optional first argument: the latest run by default.
+run_argument = click.argument("run_ref", metavar="[RUN]", default="latest", required=False)
+progress_interval_option = click.option(
+    "--progress-interval",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="Seconds between progress lines when stderr is not a terminal "
+    "(env PROVTASK_PROGRESS_INTERVAL) [30].",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
 clusters_option = click.option(
     "--clusters",
@@ -78,7 +87,9 @@ def echo_frame(frame: pd.DataFrame, as_json: bool, columns: list[str]) -> None:
     """A DataFrame as a rich table, or as JSON records."""
     frame = frame[[c for c in columns if c in frame]]
     if as_json:
-        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+        from .jsonout import echo_json, records
+
+        echo_json(records(frame))
         return
     from rich.console import Console
     from rich.table import Table

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..analysis.sacct import ACCOUNTING_COLUMNS
-from .common import echo_frame, friendly_errors, json_option, open_store, store_option
+from .common import echo_frame, friendly_errors, json_option, open_store, run_argument, store_option
 
 RECORDED = ["job_id", "partition", "name", "state", "reason", "submitted_at", "ended_at", "error"]
 # The accounting columns shown in a terminal: all but the start and end times.
@@ -22,7 +22,7 @@ ACCOUNTED = [
 
 
 @click.command()
-@click.argument("run_ref", metavar="RUN")
+@run_argument
 @click.option(
     "--sacct",
     "with_sacct",

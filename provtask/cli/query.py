@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from ..states import RunStatus, TaskState
-from .common import echo_frame, friendly_errors, json_option, open_store, store_option
+from .common import echo_frame, friendly_errors, json_option, open_store, run_argument, store_option
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,7 +40,7 @@ def runs(
 
 
 @click.command()
-@click.argument("run_ref", metavar="RUN")
+@run_argument
 @json_option
 @store_option
 @friendly_errors
@@ -49,17 +48,21 @@ def show(run_ref: str, as_json: bool, store_path: Path) -> None:
     """A run's details and its tasks by name (RUN may be 'latest' or an id prefix)."""
     store = open_store(store_path)
     if as_json:
-        from ..store import task_summary
+        from .jsonout import echo_json
 
-        info = store.run(run_ref)
-        for column in ("started_at", "ended_at", "heartbeat_at"):
-            if info[column] is not None:  # ISO 8601, like the other --json outputs
-                info[column] = datetime.fromtimestamp(info[column], timezone.utc).isoformat()
-        summary = task_summary(store.tasks(info["run_id"]))
-        info["tasks"] = json.loads(summary.to_json(orient="records", date_format="iso"))
-        click.echo(json.dumps(info, indent=2, default=str))
+        echo_json(run_record(store, run_ref))
         return
     print_run(store, run_ref)
+
+
+def run_record(store: Store, run_ref: str) -> dict:
+    """A run for ``--json``: its ``runs`` row, ``states`` and the per-name ``tasks`` table."""
+    from ..store import task_summary
+    from .jsonout import epoch_to_iso, records
+
+    info = epoch_to_iso(store.run(run_ref))
+    info["tasks"] = records(task_summary(store.tasks(info["run_id"])))
+    return info
 
 
 def print_run(store: Store, run_ref: str) -> None:
@@ -77,7 +80,8 @@ def print_run(store: Store, run_ref: str) -> None:
     echo_frame(summary, False, list(summary.columns))
     failed = tasks[tasks["state"] == "failed"]
     for row in failed.head(10).itertuples():
-        click.echo(f"  ✗ {row.task_id}: {row.error}", err=True)
+        label = f" ({row.label})" if isinstance(row.label, str) else ""
+        click.echo(f"  ✗ {row.task_id}{label}: {row.error}", err=True)
     if len(failed) > 10:
         click.echo(
             f"  … and {len(failed) - 10} more: provtask tasks {info['run_id']} --state failed"
@@ -103,7 +107,8 @@ def print_mpi_attempts(attempts: pd.DataFrame) -> None:
         code = "-" if pd.isna(row.exit_code) else int(row.exit_code)
         click.echo(
             f"  {row.task_id} #{row.attempt} {row.status}: {int(row.mpi_ranks)} ranks on "
-            f"{nodes} via {row.mpi_launcher}, exit code {code}, {row.mpi_wall_time:.1f}s"
+            f"{nodes} via {row.mpi_launcher}, exit code {code}, "
+            f"{row.mpi_wall_time.total_seconds():.1f}s"
         )
         click.echo(f"    $ {row.mpi_command}")
     if len(mpi) > MPI_SHOWN:
@@ -111,7 +116,7 @@ def print_mpi_attempts(attempts: pd.DataFrame) -> None:
 
 
 @click.command()
-@click.argument("run_ref", metavar="RUN")
+@run_argument
 @click.option(
     "--state",
     "states",
@@ -129,12 +134,35 @@ def tasks(
     """The tasks of a run with state, attempts, timing and error."""
     store = open_store(store_path)
     frame = store.tasks(run_ref, state=list(states) or None, name=name)
+    if name is not None and frame.empty:
+        check_task_name(store, run_ref, name)
     frame = frame[frame["kind"] != "map"]
-    columns = ["task_id", "name", "state", "attempts", "started_at", "duration"]
+    columns = ["task_id", "label", "name", "state", "attempts", "started_at", "duration"]
+    if frame["label"].isna().all() and not as_json:  # JSON keeps every key, always
+        columns.remove("label")
     if not frame.empty:
         frame, mpi_columns = with_last_mpi_attempt(frame, store.attempts(frame["run_id"].iloc[0]))
         columns += mpi_columns
     echo_frame(frame, as_json, [*columns, "output_hash", "error"])
+
+
+def check_task_name(store: Store, run_ref: str, name: str) -> None:
+    """An unknown task name is an error that names the closest one, not an empty table."""
+    from ..analysis.logs import did_you_mean
+    from ..errors import NotFoundError
+
+    run_id = store.resolve_run(run_ref)
+    known = [
+        n
+        for (n,) in store.conn.execute(
+            "SELECT DISTINCT name FROM tasks WHERE run_id = ?", (run_id,)
+        )
+    ]
+    if name not in known:
+        raise NotFoundError(
+            f"run {run_id} has no task named {name!r}{did_you_mean(name, known)}; "
+            f"its task names: {', '.join(known)}"
+        )
 
 
 def with_last_mpi_attempt(
@@ -156,12 +184,12 @@ def with_last_mpi_attempt(
 
 
 @click.command(name="efficiency")
-@click.argument("run_ref", metavar="RUN")
+@run_argument
 @json_option
 @store_option
 @friendly_errors
 def efficiency_command(run_ref: str, as_json: bool, store_path: Path) -> None:
-    """How a run's allocated worker time was spent, per partition (seconds)."""
+    """How a run's allocated worker time was spent, per partition (slot-seconds)."""
     from ..analysis import efficiency
     from ..analysis.efficiency import CATEGORIES
 
@@ -175,7 +203,11 @@ def efficiency_command(run_ref: str, as_json: bool, store_path: Path) -> None:
         "efficiency",
         "queue_wait",
     ]
-    if not as_json:
+    if not as_json:  # one unit for every time column: seconds with millisecond digits
+        import pandas as pd
+
+        for column in ("allocated", *CATEGORIES, "queue_wait"):
+            table[column] = pd.to_timedelta(table[column], unit="s")
         table["efficiency"] = table["efficiency"].map(lambda e: f"{e:.1%}")
     echo_frame(table, as_json, columns)
 

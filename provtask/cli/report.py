@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import friendly_errors, json_option, open_store, store_option
+from .common import friendly_errors, json_option, open_store, run_argument, store_option
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +19,7 @@ MAX_CHILDREN = 20
 
 
 @click.command()
-@click.argument("run_ref", metavar="RUN")
+@run_argument
 @click.option(
     "--html",
     "html_path",
@@ -65,7 +65,9 @@ def lineage(run_ref: str, target: str, as_json: bool, store_path: Path) -> None:
 
     frame = compute_lineage(open_store(store_path), run_ref, target)
     if as_json:
-        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+        from .jsonout import echo_json, records
+
+        echo_json(records(frame))
         return
     from rich.console import Console
 
@@ -114,6 +116,10 @@ def _label(row: object) -> str:
         return f"[magenta]param {escape(row.name)}[/magenta] = {escape(str(row.value))}"
     state_colour = {"success": "green", "failed": "red"}.get(str(row.state), "yellow")
     parts = [f"[bold]{escape(row.task_id)}[/bold]", f"[{state_colour}]{row.state}[/]"]
+    if isinstance(row.label, str):
+        parts.insert(1, f"[cyan]{escape(row.label)}[/cyan]")
+    if pd.notna(row.item):
+        parts.append(f"item {int(row.item)} of its input list")
     if isinstance(row.output_hash, str):
         parts.append(f"out {row.output_hash[:12]}")
     if isinstance(row.code_hash, str):

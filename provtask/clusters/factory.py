@@ -33,6 +33,7 @@ def local_pool(n_workers: int | None = None) -> Pool:
             processes=True,
             dashboard_address=":0",  # any free port: runs side by side never clash
             silence_logs=logging.ERROR,
+            preload=["provtask.clusters.quiet_worker"],  # Ctrl-C is the driver's to handle
         )
     return Pool("local", Client(cluster, set_as_default=False), cluster)
 

@@ -22,6 +22,7 @@ from ..checks import check_runnable
 from ..clusters.factory import client_pool, local_pool
 from ..errors import RunInterrupted
 from ..runcontext import RunContext, collect_context
+from ..script_mode import check_script_mode
 from ..store import Store
 from .cache import CachePolicy
 from .handle import RunHandle, RunResult
@@ -85,6 +86,8 @@ def submit(
     policy = CachePolicy.make(cache, refresh, keep)
     config = None if client is not None else _clusters_config(clusters)
     check_runnable(dag, config)
+    if client is None and config is None:  # the embedded cluster spawns worker processes
+        check_script_mode()
     resolved = dag.resolve_params(params)
     context = collect_context(
         dag,

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..clusters.pool import Pool
 from ..errors import BatchJobError
+from ..labels import template_of
 from ..mpi.call import worker_function
 from ..states import AttemptStatus, TaskState
 from ..tasks import TaskDef
@@ -119,6 +120,7 @@ class Dispatcher:
                         tuple(inst.kwargs),
                         announce,
                         batch_picks,
+                        template_of(inst.task, inst.kind),
                     )
                 )
                 rows.append(arguments)
@@ -241,7 +243,14 @@ class Dispatcher:
             key = rider_key(rider, segment)
             calls.append(
                 AttemptCall(
-                    self.run_id, function, key, rider.picks, tuple(rider.kwargs), False, batch_picks
+                    self.run_id,
+                    function,
+                    key,
+                    rider.picks,
+                    tuple(rider.kwargs),
+                    False,
+                    batch_picks,
+                    template_of(rider.task, rider.kind),
                 )
             )
             rows.append(arguments)

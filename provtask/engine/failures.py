@@ -42,11 +42,14 @@ class LostWorkers:
 
     def __init__(self) -> None:
         self.oom: dict[str, str] = {}  # worker address -> what the cluster saw
+        self.exits: dict[str, str] = {}  # worker address -> how its process ended
 
     def note(self, event: dict[str, Any]) -> None:
-        """A ``worker-left`` or ``worker-oom`` event of the run's scheduler plugin."""
+        """A ``worker-left``, ``worker-oom`` or ``worker-exit`` event of the run's plugins."""
         if "oom" in event:
             self.oom[event["worker"]] = event["oom"]
+        if "exit" in event:
+            self.exits[event["worker"]] = event["exit"]
 
     def cause(self, exc: BaseException | None, waited: float) -> tuple[str, str] | None:
         """``(cause, explanation)`` of an attempt lost with its worker, or None while news
@@ -58,7 +61,7 @@ class LostWorkers:
             return "oom", f"out of memory: {self.oom[worker]}"
         if worker is not None and waited < LOST_GRACE:
             return None
-        return "node_failure", ""
+        return "node_failure", self.exits.get(worker, "")
 
 
 class Escalator:

@@ -21,10 +21,12 @@ from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..errors import TaskTimeout
+from ..labels import make_label
 from ..mpi.attempt import MPICall
 from ..store.artifacts import ArtifactFiles, make_artifact
 from .batching import apply_picks
 from .capture import captured, install_stream_routing
+from .in_progress import RUNNING
 
 TRACEBACK_LIMIT = 20_000  # characters kept of a traceback
 _RSS_UNIT = 1024  # ru_maxrss is in KiB on Linux
@@ -36,7 +38,16 @@ class AttemptCall:
     A plain object, not a tuple, so Dask does not search it for futures on every submit.
     """
 
-    __slots__ = ("announce", "batch_picks", "function", "key", "keywords", "picks", "run_id")
+    __slots__ = (
+        "announce",
+        "batch_picks",
+        "function",
+        "key",
+        "keywords",
+        "label",
+        "picks",
+        "run_id",
+    )
 
     def __init__(
         self,
@@ -47,6 +58,7 @@ class AttemptCall:
         keywords: tuple[str, ...] = (),
         announce: bool = False,
         batch_picks: tuple = (),
+        label: str | None = None,
     ) -> None:
         self.run_id = run_id
         self.function = function  # index into the run's function table
@@ -55,10 +67,11 @@ class AttemptCall:
         self.keywords = keywords  # names of the last arguments, passed by keyword
         self.announce = announce  # tell the driver when it starts (it enforces a walltime)
         self.batch_picks = batch_picks  # elements of batches' values (see .batching)
+        self.label = label  # template of the attempt's label (see provtask.labels)
 
     def __reduce__(self) -> tuple:
         fields = (self.run_id, self.function, self.key, self.picks, self.keywords, self.announce)
-        return AttemptCall, (*fields, self.batch_picks)
+        return AttemptCall, (*fields, self.batch_picks, self.label)
 
 
 class FailedAttempt:
@@ -212,6 +225,7 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
     split = len(arguments) - len(call.keywords)
     args, kwargs = arguments[:split], dict(zip(call.keywords, arguments[split:], strict=True))
     report: dict[str, Any] = {"op": "attempt", "key": call.key, "started": time.time()}
+    RUNNING[call.key] = (report["started"], context.worker)
     if call.announce:  # the driver stops the attempt when it runs past its walltime
         event = {"op": "started", "key": call.key, "worker": context.worker}
         get_worker().log_event(context.topic, event)
@@ -223,6 +237,7 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
             for position, index in call.picks:
                 args[position] = args[position][index]
         function = context.functions[call.function]
+        report["label"] = make_label(call.label, function, args, kwargs)
         if isinstance(function, MPICall):  # launches ranks; reports their output itself
             value = function.run(args, kwargs, report, context.files, call.key)
         else:
@@ -251,6 +266,7 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
     report["node"] = context.node
     report["batch_job_id"] = context.batch_job_id
     context.reports[call.key] = report
+    RUNNING.pop(call.key, None)
     return value
 
 

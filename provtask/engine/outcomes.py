@@ -95,8 +95,12 @@ class Outcomes:
         exc = lost.exception
         exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}" if exc else None
         message = f"{lost.what}: {exc}" if exc else lost.what
-        if lost.why:
-            message = f"{lost.why}; {message}"
+        if lost.why:  # what the cluster saw says more than Dask's generic text
+            message = (
+                f"{lost.why} ({lost.what}: {type(exc).__name__})"
+                if exc
+                else f"{lost.why}; {lost.what}"
+            )
         if inst.batch_index is not None or inst.chain is not None:  # maybe not the culprit
             group = "a batch" if inst.batch_index is not None else "a fused chain"
             self.chains.leave(inst)

@@ -210,6 +210,9 @@ class RunRecorder:
                 **report.get("mpi", {}),  # command, launcher, ranks, nodes, exit code, ...
             },
         )
+        if report.get("label") is not None:
+            key = {"run_id": self.run_id, "task_id": inst.task_id}
+            self.writer.update("tasks", key, {"label": report["label"]})
 
     def attempt_ended_without_report(
         self,

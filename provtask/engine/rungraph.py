@@ -16,6 +16,7 @@ import networkx as nx
 
 from ..errors import UnhashableValue
 from ..hashing import PathMemo, combine, value_hash
+from ..partial import marker, partial_identity, runs_on_partial
 from ..refs import MapRef, ParamRef, Ref
 from ..states import TaskState
 from ..store.artifacts import preview
@@ -119,8 +120,11 @@ class RunGraph:
         while work:
             current, current_state, current_error = work.pop()
             self.set_state(current, current_state, current_error)
+            partial = {id(d) for d in current.on_success if runs_on_partial(d, current)}
             for dependent in current.on_success + current.on_expand:
-                if dependent.state is TaskState.PENDING:
+                if id(dependent) in partial:
+                    self._satisfy(dependent)
+                elif dependent.state is TaskState.PENDING:
                     work.append(
                         (dependent, TaskState.UPSTREAM_FAILED, f"upstream {current.task_id} failed")
                     )
@@ -274,7 +278,9 @@ class RunGraph:
             return self.params[ref.name]
         inst = self.instances[ref.node_id]
         if inst.kind == "map":
-            return [_future(child, load) for child in inst.children]
+            return [
+                _future(child, load) if child.state.ok else marker(child) for child in inst.children
+            ]
         return _future(inst, load)
 
     def arguments(self, inst: Instance) -> dict[str, Any]:
@@ -347,7 +353,10 @@ class RunGraph:
         if isinstance(template, _SCALARS):
             return value_hash(template)
         if isinstance(template, Ref):
-            return self.instances[template.node_id].output_hash or ""
+            source = self.instances[template.node_id]
+            if source.kind == "map" and source.state is TaskState.FAILED:
+                return partial_identity(source)
+            return source.output_hash or ""
         if isinstance(template, ParamRef):
             return value_hash(self.params[template.name], memo=self.memo)
         if isinstance(template, list | tuple) and has_refs(template):

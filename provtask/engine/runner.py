@@ -28,6 +28,7 @@ from ..states import AttemptStatus, RunStatus, TaskState
 from .cache import Cache, CachePolicy
 from .dispatch import Dispatcher
 from .failures import Escalator, Retries
+from .in_progress import running_on
 from .messages import Cancel, PoolEvent
 from .on_scheduler import WorkerDeparturePlugin
 from .on_worker import RunPlugin
@@ -37,6 +38,7 @@ from .progress import Progress
 from .recorder import RunRecorder
 from .rungraph import RunGraph
 from .tracking import InFlight
+from .worker_exits import WorkerExitPlugin
 
 if TYPE_CHECKING:
     from ..dag import DAG
@@ -89,6 +91,7 @@ class Engine:
         functions = tuple(self.dispatch.functions)
         self.worker_plugin = RunPlugin(run_id, self.topic, store_root, functions)
         self.scheduler_plugin = WorkerDeparturePlugin(run_id, self.topic)
+        self.exit_plugin = WorkerExitPlugin(run_id, self.topic)
         self.workers: set[str] = set()
         self.cancel_reason: str | None = None
 
@@ -147,12 +150,17 @@ class Engine:
                 pool.client.unregister_scheduler_plugin(self.scheduler_plugin.name)
 
     @property
+    def slots(self) -> int:
+        """Threads of the workers connected now: at most this many tasks run at once."""
+        return sum(n for _, n in self.dispatch.threads.values())
+
+    @property
     def n_tasks(self) -> int:
         """Tasks known so far (map elements counted, map containers not)."""
         return sum(self.graph.counts.values())
 
     def _publish(self) -> None:
-        self.publish(Progress.from_counts(self.graph.counts, self.pools.job_summary()))
+        self.publish(Progress.from_counts(self.graph.counts, self.pools.job_summary(), self.slots))
 
     def _attach(self, pool: Pool) -> None:
         """Hear a pool's events and install the run's plugins on its workers."""
@@ -163,6 +171,8 @@ class Engine:
         pool.client.subscribe_topic(self.topic, handler)
         pool.client.register_plugin(self.worker_plugin)
         pool.client.register_plugin(self.scheduler_plugin)
+        with contextlib.suppress(ValueError):  # a cluster without nannies: no exit codes
+            pool.client.register_plugin(self.exit_plugin)
 
     # -- routing ----------------------------------------------------------------------------
     def _drain_inbox(self, timeout: float) -> None:
@@ -192,7 +202,7 @@ class Engine:
             self.dispatch.threads[report["worker"]] = (pool, report["nthreads"])
             submitted_at = pool.worker_connected(report["batch_job_id"])
             self.recorder.worker_connected(report, pool.name, submitted_at)
-        elif op == "worker-oom":
+        elif op in ("worker-oom", "worker-exit"):
             self.in_flight.lost_workers.note(report)
         elif op == "worker-left":
             self.in_flight.lost_workers.note(report)
@@ -253,11 +263,16 @@ class Engine:
     def abort(self, why: str) -> None:
         """Cancel in-flight attempts and mark every unfinished task cancelled."""
         in_flight = list(self.in_flight)
-        for client, futures in _by_client([inst.future for inst, _, _ in in_flight]):
+        groups = _by_client([inst.future for inst, _, _ in in_flight])
+        running = running_on([client for client, _ in groups])  # started, worker by key
+        for client, futures in groups:
             if client.status == "running":
                 client.cancel(futures)
         for inst, _, _ in in_flight:
-            self.recorder.attempt_ended_without_report(inst, AttemptStatus.CANCELLED, None, why)
+            started, worker = running.get(inst.key, (None, None))
+            self.recorder.attempt_ended_without_report(
+                inst, AttemptStatus.CANCELLED, None, why, started_at=started, worker=worker
+            )
         self.in_flight.clear()
         self.graph.cancel_unfinished()
         self._record_changes()

@@ -254,6 +254,12 @@ def _v9_run_context(db: sqlite_utils.Database) -> None:
     db["code"].add_column("sources", str)
 
 
+def _v10_labels(db: sqlite_utils.Database) -> None:
+    # A readable name of each task: its label template filled in, or a map element's own
+    # input item (bounded), made on the worker where the values are.
+    db["tasks"].add_column("label", str)
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_function_end,
@@ -264,6 +270,7 @@ MIGRATIONS: list[Migration] = [
     _v7_failure_cause,
     _v8_snapshots,
     _v9_run_context,
+    _v10_labels,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -44,6 +44,8 @@ _TIME_COLUMNS = (
     "job_submitted_at",
 )
 
+_SECONDS_COLUMNS = ("cpu_time", "mpi_wall_time")
+
 
 # A run's status as users see it (see is_stale); parameters: "running", the stale time.
 _STATUS_NOW = (
@@ -206,7 +208,7 @@ class Store:
         if run_id is not None and task is None and status is None:
             frame = load_snapshot(self.conn, self.root, run_id, "attempts")
             if frame is not None:
-                return frame
+                return _seconds_as_timedelta(frame)
         return self._attempts({"run_id": run_id, "task_id": task, "status": status})
 
     def _attempts(self, filters: dict[str, Any]) -> pd.DataFrame:
@@ -214,7 +216,9 @@ class Store:
         frame = self._frame(f"SELECT * FROM attempts {where} ORDER BY rowid", params)
         frame["duration"] = frame["ended_at"] - frame["started_at"]
         frame["queue_wait"] = frame["started_at"] - frame["submitted_at"]
-        return _categorical(frame, "status", [s.value for s in AttemptStatus])
+        return _seconds_as_timedelta(
+            _categorical(frame, "status", [s.value for s in AttemptStatus])
+        )
 
     def snapshot(self, run: str) -> list[str]:
         """Write Parquet snapshots of a finished run's tasks and attempts (tables with at
@@ -269,8 +273,11 @@ class Store:
             data = self.files.read(path)
         return load_verified(data, hash_)
 
-    def output(self, run: str, task_id: str) -> Any:
-        """The stored output of one task of a run (a list for a ``.map`` node)."""
+    def output(self, run: str, task_id: str, *, partial: bool = False) -> Any:
+        """The stored output of one task of a run (a list for a ``.map`` node).
+
+        ``partial=True`` reads a map whose elements did not all succeed: a
+        :class:`~provtask.partial.Failed` marker stands for each element without output."""
         run_id = self.resolve_run(run)
         row = self.conn.execute(
             "SELECT kind, state, output_hash FROM tasks WHERE run_id = ? AND task_id = ?",
@@ -281,10 +288,26 @@ class Store:
         kind, state, output_hash = row
         if kind == "map":
             children = self.conn.execute(
-                "SELECT task_id FROM tasks WHERE run_id = ? AND parent = ? ORDER BY rowid",
+                "SELECT task_id, state, output_hash, error FROM tasks "
+                # By element index: rows of one batch are not inserted in element order.
+                "WHERE run_id = ? AND parent = ? "
+                "ORDER BY CAST(substr(task_id, length(parent) + 2) AS INTEGER)",
                 (run_id, task_id),
             ).fetchall()
-            return [self.output(run_id, child) for (child,) in children]
+            missing = [(child, st) for child, st, digest, _ in children if digest is None]
+            if missing and not partial:
+                child, child_state = missing[0]
+                raise NotFoundError(
+                    f"{len(missing)} of the {len(children)} elements of {task_id!r} in run "
+                    f"{run_id} have no output ({child!r}: {child_state}); pass partial=True "
+                    "for what the others produced"
+                )
+            from ..partial import Failed
+
+            return [
+                self.load_artifact(digest) if digest else Failed(child, child_state, error)
+                for child, child_state, digest, error in children
+            ]
         if output_hash is None:
             raise NotFoundError(f"task {task_id!r} of run {run_id} has no output (state {state})")
         return self.load_artifact(output_hash)
@@ -338,6 +361,17 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
             clauses.append(f'"{column}" = ?')
             params.append(value)
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _seconds_as_timedelta(frame: pd.DataFrame) -> pd.DataFrame:
+    """Durations stored as seconds become timedeltas, like ``duration`` (idempotent, so a
+    snapshot written before this conversion reads the same)."""
+    import pandas as pd
+
+    for column in _SECONDS_COLUMNS:
+        if column in frame and not pd.api.types.is_timedelta64_dtype(frame[column]):
+            frame[column] = pd.to_timedelta(frame[column], unit="s")
+    return frame
 
 
 def _categorical(frame: pd.DataFrame, column: str, categories: list[str]) -> pd.DataFrame:
