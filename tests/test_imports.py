@@ -41,7 +41,9 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
                 base = ".".join([*anchor, *([base] if base else [])])
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)  # submodules
-    return {module for module in found if module in modules and module != name}
+    # A module's own packages are imported before it, whatever it says: no edge to them.
+    ancestors = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+    return {module for module in found if module in modules and module not in {name, *ancestors}}
 
 
 def import_graph() -> nx.DiGraph:
