@@ -146,7 +146,9 @@ def _manifest(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(archive.read(MANIFEST))
     except (KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise StoreError(f"{path} is not a provtask archive (no readable {MANIFEST}): {exc}")
+        raise StoreError(
+            f"{path} is not a provtask archive (no readable {MANIFEST}): {exc}"
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise StoreError(f"{path} is not a provtask archive ({MANIFEST} says otherwise)")
     if manifest.get("format_version", 0) > FORMAT_VERSION:
