@@ -6,6 +6,7 @@ naming the file, the partition and the key, raised before anything is submitted.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -170,6 +171,11 @@ class ClustersConfig:
     default: str
     partitions: dict[str, PartitionConfig]
     source: Path | None = None
+    # Environment variables each run records (``record-env``), and, for the run's context,
+    # the YAML text the config was read from and where it came from (default: ``source``).
+    record_env: tuple[str, ...] = ()
+    text: str | None = field(default=None, compare=False)
+    origin: str | None = field(default=None, compare=False)
 
     def partition_for(self, name: str | None, task_label: str) -> PartitionConfig:
         """The partition a task runs on (``None``: the default one)."""
@@ -242,7 +248,7 @@ def load_clusters(explicit: Path | None = None) -> ClustersConfig | None:
         line = f", line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}{line}: not valid YAML: {problem}") from None
-    return parse_clusters(data, source=path)
+    return dataclasses.replace(parse_clusters(data, source=path), text=text)
 
 
 def parse_clusters(data: Any, source: Path | None = None) -> ClustersConfig:
@@ -255,7 +261,7 @@ def parse_clusters(data: Any, source: Path | None = None) -> ClustersConfig:
             f"{where}: expected a mapping with 'default' and 'partitions', got "
             f"{type(data).__name__}"
         )
-    _refuse_unknown(where, data, ("default", "partitions"))
+    _refuse_unknown(where, data, ("default", "partitions", "record-env"))
     partitions = data.get("partitions")
     if not isinstance(partitions, dict) or not partitions:
         raise ConfigError(
@@ -280,7 +286,23 @@ def parse_clusters(data: Any, source: Path | None = None) -> ClustersConfig:
             f"{where}: default: {default!r} is not a partition of this file"
             f"{did_you_mean(str(default), parsed)}; its partitions are: {', '.join(parsed)}"
         )
-    return ClustersConfig(default=default, partitions=parsed, source=source)
+    return ClustersConfig(default, parsed, source, _record_env(where, data.get("record-env")))
+
+
+def _record_env(where: str, names: Any) -> tuple[str, ...]:
+    """``record-env``: names of environment variables each run records."""
+    if names is None:
+        return ()
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in names
+    ):
+        raise ConfigError(
+            f"{where}: record-env: expected a list of environment variable names, e.g. "
+            f"record-env: [OMP_NUM_THREADS, SLURM_ACCOUNT], got {names!r}"
+        )
+    return tuple(names)
 
 
 def _refuse_unknown(where: str, keys: Any, known: Any) -> None:

@@ -21,6 +21,7 @@ import cloudpickle
 from ..dag import DAG, ParamRef, Ref, iter_refs
 from ..errors import DAGError, RunInterrupted
 from ..mpi.check import check_mpi_task
+from ..runcontext import RunContext, collect_context
 from ..states import RunStatus
 from ..store import Store
 from .cache import CachePolicy, check_cacheable
@@ -100,6 +101,7 @@ def submit(
     cache: bool = True,
     refresh: str | list[str] | None = None,
     replay_of: str | None = None,
+    record_env: list[str] | None = None,
 ) -> RunHandle:
     """Validate ``dag`` and start running it in a background thread; returns at once.
 
@@ -119,17 +121,23 @@ def submit(
     ids or patterns such as ``"simulate*"``) recomputes the matching tasks and everything
     downstream of them. ``replay_of`` records the run this one replays (see
     :func:`provtask.replay`).
+
+    The run's context is recorded (:meth:`Store.run_context`), with the environment variables
+    named by ``record_env`` and by ``record-env`` in the clusters file.
     """
     policy = CachePolicy.make(cache, refresh)
     config = None if client is not None else _clusters_config(clusters)
     check_runnable(dag, config)
     resolved = dag.resolve_params(params)
+    context = collect_context(
+        dag, resolved, config, client_given=client is not None, record_env=record_env or ()
+    )
     opened = store if isinstance(store, Store) else Store(store)
     handle = RunHandle(new_run_id(), opened.root)
     run_row = {**_run_row(dag, resolved), "replay_of": replay_of}
     thread = threading.Thread(
         target=_execute,
-        args=(handle, dag, resolved, opened, run_row, client, n_workers, config, policy),
+        args=(handle, dag, resolved, opened, run_row, client, n_workers, config, policy, context),
         name=f"provtask-run-{handle.run_id}",
         daemon=True,
     )
@@ -174,10 +182,12 @@ def _run_engine(
     n_workers: int | None,
     config: ClustersConfig | None,
     policy: CachePolicy,
+    context: RunContext,
 ) -> None:
     writer = store.writer()
     recorder = RunRecorder(writer, handle.run_id)
     recorder.start_run(run_row)
+    context.record(writer, handle.run_id)
     status, error, failure = RunStatus.FAILED, None, None
     pools: Pools | None = None
     engine: Engine | None = None

@@ -229,6 +229,31 @@ def _v8_snapshots(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_attempts_output_hash")
 
 
+def _v9_run_context(db: sqlite_utils.Database) -> None:
+    # What each run was made of (runcontext.py): long texts (DAG sources, clusters files,
+    # package versions) once each by hash, one context row per run; the normalised source
+    # of each code component, so that provtask why can show a diff.
+    db["texts"].create({"hash": str, "text": str}, pk="hash")
+    db["run_context"].create(
+        {
+            "run_id": str,
+            "dag_hash": str,
+            "git_commit": str,
+            "git_dirty": int,
+            "clusters_hash": str,
+            "clusters_origin": str,
+            "versions_hash": str,
+            "params": str,
+            "command_line": str,
+            "cwd": str,
+            "env": str,
+            "keep": str,
+        },
+        pk="run_id",
+    )
+    db["code"].add_column("sources", str)
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_function_end,
@@ -238,6 +263,7 @@ MIGRATIONS: list[Migration] = [
     _v6_mpi,
     _v7_failure_cause,
     _v8_snapshots,
+    _v9_run_context,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -19,6 +19,7 @@ from ..errors import NotFoundError, StoreError
 from ..states import AttemptStatus, RunStatus, TaskState
 from .artifacts import ArtifactFiles, check_hash, load_verified
 from .connection import connect, database_path
+from .context import read_run_context
 from .schema import migrate
 from .snapshot import read_through
 from .writer import StoreWriter
@@ -128,6 +129,25 @@ class Store:
             ).fetchall()
         )
         return row
+
+    def run_context(self, ref: str) -> dict[str, Any]:
+        """What a run was made of, as recorded at its start (docs/api.md lists the keys):
+        DAG file, source and hash, git commit and dirty flag, the clusters config's YAML text,
+        hash and origin, the params with their exact types, command line, package versions,
+        host, user and the recorded environment variables."""
+        return read_run_context(self.conn, self.resolve_run(ref))
+
+    def run_contexts(self, dag: str | None = None) -> pd.DataFrame:
+        """One row per run (newest first) with the hashes of what :meth:`run_context` holds:
+        which runs share a DAG source, a clusters config, package versions or params."""
+        where, params = _where({"dag_name": dag})
+        return self._frame(
+            "SELECT * FROM (SELECT r.run_id, r.dag_name, r.started_at, c.dag_hash, "
+            "c.git_commit, c.git_dirty, c.clusters_hash, c.clusters_origin, c.versions_hash, "
+            "c.params, r.replay_of FROM runs r JOIN run_context c ON c.run_id = r.run_id) "
+            f"{where} ORDER BY started_at DESC",
+            params,
+        )
 
     def runs(self, dag: str | None = None, status: str | None = None, limit: int | None = None):
         """All runs, newest first."""
