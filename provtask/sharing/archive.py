@@ -96,8 +96,8 @@ def _select(
 
 
 def _referenced(tables: dict[str, list[dict]], key: str | None) -> list[str]:
-    """The values run rows give for ``key``; for artifacts (``hash``) every ``*_hash``
-    column (outputs, MPI streams, and whatever a later schema adds)."""
+    """The values run rows give for ``key``; for a content-addressed table (``hash``),
+    those of every ``*_hash`` column (outputs, MPI streams, DAG sources, clusters files…)."""
     values: dict[str, None] = {}
     for rows in tables.values():
         for row in rows:

@@ -8,8 +8,8 @@
       │              CreateAction per attempt (instrument: its tool; object: inputs;
       │                                        result: output; resourceUsage)
       │              ControlAction per task (instrument: its step; object: its attempts)
-      └─ OrganizeAction per run (instrument: provtask; result: the run; object: the
-                                 ControlActions and the clusters config)
+      └─ OrganizeAction per run (instrument: provtask and the clusters config; result:
+                                 the run; object: the ControlActions)
 
 Values are entities named by their artifact hash, so one task's result is the very entity a
 downstream task's action has as object. See docs/sharing.md for what a reader can rely on.
@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AccountingError, StoreError
+from ..errors import AccountingError, NotFoundError, StoreError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,7 +68,7 @@ def export_rocrate(
     from rocrate.rocrate import ROCrate
 
     run_ids = [store.resolve_run(ref) for ref in dict.fromkeys(runs)]
-    infos = [store.run(run_id) for run_id in run_ids]
+    infos = [_with_context(store, run_id) for run_id in run_ids]
     if len({info["dag_file_hash"] for info in infos}) > 1:
         raise StoreError(
             "one crate describes one DAG, and these runs ran different DAG files (or versions "
@@ -157,6 +157,10 @@ class _Builder:
         )
         if info["dag_file_hash"]:
             dag["sha256"] = info["dag_file_hash"]
+        context = info["context"]
+        if context is not None and context["git_commit"]:
+            dirty = " with uncommitted changes" if context["git_dirty"] else ""
+            dag["version"] = f"git {context['git_commit']}{dirty}"
         for name, value in sorted(info["params"].items()):
             slot = crate.add_formal_parameter(
                 name=name,
@@ -180,7 +184,13 @@ class _Builder:
         )
 
     def _dag_source(self, info: dict[str, Any]) -> Path | None:
-        """The DAG file, if it is still there with the content the run recorded."""
+        """The DAG source the run recorded; for a run older than schema 9, the DAG file if
+        it is still there with the content the run ran."""
+        context = info["context"]
+        if context is not None and context["dag_source"] is not None:
+            path = self.scratch / "dag-source"
+            path.write_text(context["dag_source"])
+            return path
         path = Path(info["dag_file"]) if info["dag_file"] else None
         if path is None or not path.is_file():
             return None
@@ -320,10 +330,35 @@ class _Builder:
                 },
             )
         )
-        organize["instrument"] = self.engine
+        # The clusters config is what provtask was run with: the validator of profile 0.5
+        # allows only ControlActions as the object, so it is a second instrument.
+        organize["instrument"] = [self.engine, *self._clusters_config(info)]
         organize["result"] = run
         organize["object"] = controls
         self.counts["runs"] += 1
+
+    def _clusters_config(self, info: dict[str, Any]) -> list[Any]:
+        """The resolved clusters config the run used, as a file of the crate."""
+        context = info["context"]
+        if context is None or context["clusters_config"] is None:
+            return []
+        hash_ = context["clusters_hash"]
+        path = self.scratch / f"clusters-{hash_}.yaml"
+        path.write_text(context["clusters_config"])
+        return [
+            self.crate.get(f"config/clusters-{hash_[:12]}.yaml")
+            or self.crate.add_file(
+                path,
+                dest_path=f"config/clusters-{hash_[:12]}.yaml",
+                properties={
+                    "@type": ["File", "SoftwareSourceCode"],
+                    "name": "provtask clusters configuration (resolved)",
+                    "description": f"from {context['clusters_origin']}",
+                    "encodingFormat": "application/yaml",
+                    "sha256": hash_,
+                },
+            )
+        ]
 
     def attempt(
         self, run_id: str, task: Any, row: Any, tool: ContextEntity, jobs: dict[str, dict]
@@ -536,6 +571,19 @@ class _Builder:
             return existing
         clean = {k: v for k, v in properties.items() if v is not None}
         return self.crate.add(ContextEntity(self.crate, identifier, clean))
+
+
+def _with_context(store: Store, run_id: str) -> dict[str, Any]:
+    """The run's row with its recorded context (None for runs older than schema 9), params
+    with their exact types when the context has them."""
+    info = store.run(run_id)
+    try:
+        info["context"] = store.run_context(run_id)
+    except NotFoundError:
+        info["context"] = None
+    else:
+        info["params"] = info["context"]["params"]
+    return info
 
 
 def _single_values(crate: ROCrate) -> None:

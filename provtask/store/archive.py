@@ -7,7 +7,8 @@ travel is read from the schema, so a table added by a later migration travels wi
 change here:
 
 * a table with a ``run_id`` column: the rows of the archived runs;
-* ``artifacts``: the rows whose hash any ``*_hash`` column of those rows names;
+* a content-addressed table, keyed by ``hash`` (``artifacts``, ``texts``): the rows whose
+  hash any ``*_hash`` column of those rows names;
 * a table keyed by one column that the run rows also have (``code`` by ``code_hash``): the
   rows they name;
 * ``LOCAL_TABLES``: caches of one store (snapshot bookkeeping), never shared.
@@ -86,9 +87,7 @@ def table_plans(conn: sqlite3.Connection) -> list[TablePlan]:
         if table in run_tables:
             continue
         key = _primary_key(conn, table)
-        if table == "artifacts":
-            plans.append(TablePlan(table, by_run=False, key="hash"))
-        elif len(key) == 1 and key[0] in run_columns:
+        if key == ["hash"] or (len(key) == 1 and key[0] in run_columns):
             plans.append(TablePlan(table, by_run=False, key=key[0]))
         else:
             raise StoreError(
