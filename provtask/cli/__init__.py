@@ -11,9 +11,10 @@ from .cache import replay, why
 from .clusters import clusters
 from .doctor import doctor
 from .jobs import jobs
-from .query import efficiency_command, export, runs, show, tasks
+from .query import efficiency_command, runs, show, tasks
 from .report import lineage, report
 from .run import run
+from .sharing import export, import_command
 
 
 @click.group()
@@ -23,7 +24,7 @@ def main() -> None:
 
 
 _COMMANDS = (run, runs, show, tasks, efficiency_command, export, report, lineage, clusters)
-for _command in (*_COMMANDS, why, replay, doctor, jobs):
+for _command in (*_COMMANDS, import_command, why, replay, doctor, jobs):
     main.add_command(_command)
 
 __all__ = ["main"]
