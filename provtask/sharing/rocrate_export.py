@@ -284,19 +284,20 @@ class _Builder:
             run["error"] = info["error"] or f"{failed} task(s) failed (status {info['status']})"
         crate.root_dataset.append_to("mentions", run)
         controls = []
-        nodes = tasks[tasks["kind"] != "element"]
-        positions = {task_id: i for i, task_id in enumerate(nodes["task_id"])}
-        by_task = {task_id: group for task_id, group in attempts.groupby("task_id", sort=False)}
-        for task in tasks.itertuples():
+        rows = list(tasks.itertuples())
+        nodes = {task.task_id: task for task in rows if task.kind != "element"}
+        positions = {task_id: i for i, task_id in enumerate(nodes)}
+        by_task: dict[str, list] = {}
+        for row in attempts.itertuples():
+            by_task.setdefault(row.task_id, []).append(row)
+        for task in rows:
             if task.kind == "map":
                 continue
             node = task.parent if task.kind == "element" else task.task_id
-            definition = tasks[tasks["task_id"] == node].iloc[0]
             tool = self.tool(task)
-            step = self.step(definition, tool, positions[node])
+            step = self.step(nodes[node], tool, positions[node])
             actions = [
-                self.attempt(run_id, task, row, tool, jobs)
-                for row in by_task.get(task.task_id, attempts.iloc[:0]).itertuples()
+                self.attempt(run_id, task, row, tool, jobs) for row in by_task.get(task.task_id, [])
             ]
             if not actions:
                 continue  # a cached or never-started task has no attempt in this run
@@ -566,9 +567,8 @@ class _Builder:
     def _add(self, identifier: str, properties: dict[str, Any]) -> ContextEntity:
         from rocrate.model.contextentity import ContextEntity
 
-        existing = self.crate.get(identifier)
-        if existing is not None:
-            return existing
+        if identifier in self.crate:  # (a missed crate.get scans every entity)
+            return self.crate.get(identifier)
         clean = {k: v for k, v in properties.items() if v is not None}
         return self.crate.add(ContextEntity(self.crate, identifier, clean))
 
