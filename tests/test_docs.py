@@ -43,6 +43,7 @@ PAGES = [
     "caching",
     "restart",
     "reports",
+    "sharing",
     "configuration",
     "partitions",
     "mpi",

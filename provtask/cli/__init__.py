@@ -13,10 +13,11 @@ from .doctor import doctor
 from .graph import graph
 from .jobs import jobs
 from .logs import logs
-from .query import efficiency_command, export, runs, show, tasks
+from .query import efficiency_command, runs, show, tasks
 from .replay import replay
 from .report import lineage, report
 from .run import run
+from .sharing import export, import_command
 from .watch import watch
 from .why import why
 
@@ -28,7 +29,7 @@ def main() -> None:
 
 
 _COMMANDS = (run, runs, show, tasks, efficiency_command, export, report, lineage, clusters)
-for _command in (*_COMMANDS, why, replay, diff, doctor, jobs, logs, watch, graph):
+for _command in (*_COMMANDS, import_command, why, replay, diff, doctor, jobs, logs, watch, graph):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -1,4 +1,4 @@
-"""Commands that read the store: runs, show, tasks, efficiency, export."""
+"""Commands that read the store: runs, show, tasks, efficiency."""
 
 from __future__ import annotations
 
@@ -210,22 +210,3 @@ def efficiency_command(run_ref: str, as_json: bool, store_path: Path) -> None:
             table[column] = pd.to_timedelta(table[column], unit="s")
         table["efficiency"] = table["efficiency"].map(lambda e: f"{e:.1%}")
     echo_frame(table, as_json, columns)
-
-
-@click.command()
-@click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
-@click.option(
-    "--parquet",
-    "directory",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of the Parquet datasets (TABLE/run_id=ID/part-0.parquet).",
-)
-@store_option
-@friendly_errors
-def export(run_refs: tuple[str, ...], directory: Path, store_path: Path) -> None:
-    """Export runs as Parquet datasets, one per table, partitioned by run."""
-    from ..analysis.export import export_parquet
-
-    counts = export_parquet(open_store(store_path), list(run_refs), directory)
-    click.echo(", ".join(f"{table}: {rows} rows" for table, rows in counts.items()))
