@@ -86,7 +86,7 @@ def prov_document(store: Store, run: str) -> ProvDocument:
             "provtask:status": row.status,
             "provtask:partition": row.partition,
             "provtask:batch_job_id": row.batch_job_id,
-            "provtask:cpu_time_seconds": row.cpu_time,
+            "provtask:cpu_time_seconds": _seconds(row.cpu_time),
             "provtask:peak_rss_bytes": row.peak_rss,
             "provtask:mpi_ranks": row.mpi_ranks,
         }
@@ -126,6 +126,13 @@ def _time(value: Any) -> Any:
 
 def _missing(value: Any, pd: Any) -> bool:
     return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration from the attempts frame (a timedelta) in seconds."""
+    import pandas as pd
+
+    return None if value is None or pd.isna(value) else pd.Timedelta(value).total_seconds()
 
 
 def _plain(value: Any) -> Any:

@@ -408,12 +408,12 @@ class _Builder:
         resources = json.loads(row.resources) if isinstance(row.resources, str) else {}
         measured: list[tuple[str, Any, str | None]] = [
             ("wallTime", _seconds(row.ended_at - row.started_at), SECONDS),
-            ("cpuTime", row.cpu_time, SECONDS),
+            ("cpuTime", _seconds(row.cpu_time), SECONDS),
             ("peakRSS", row.peak_rss, BYTES),
             ("ranks", row.mpi_ranks, COUNT),
             ("nodes", row.mpi_nodes, COUNT),
             ("gpus", resources.get("gpus"), COUNT),
-            ("mpiWallTime", row.mpi_wall_time, SECONDS),
+            ("mpiWallTime", _seconds(row.mpi_wall_time), SECONDS),
             ("batchJobId", row.batch_job_id, None),
         ]
         if job is not None:
