@@ -39,6 +39,7 @@ PAGES = [
     "tutorial",
     "querying",
     "concepts",
+    "architecture",
     "efficiency",
     "caching",
     "restart",
@@ -130,6 +131,17 @@ def console_commands(page: str) -> list[tuple[str, int]]:
                 note = EXIT_NOTE.search(line)
                 commands.append((line[2:], int(note.group(1)) if note else 0))
     return commands
+
+
+def test_the_architecture_page_names_every_engine_module():
+    text = (DOCS / "architecture.md").read_text()
+    engine = Path(provtask.__file__).parent / "engine"
+    missing = [
+        p.name
+        for p in engine.glob("*.py")
+        if p.name != "__init__.py" and f"engine/{p.name}" not in text
+    ]
+    assert not missing, f"docs/architecture.md does not say what these do: {missing}"
 
 
 def test_every_page_exists_and_the_index_links_to_it():

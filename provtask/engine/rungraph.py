@@ -14,20 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from ..errors import UnhashableValue
-from ..hashing import PathMemo, combine, value_hash
-from ..partial import marker, partial_identity, runs_on_partial
+from ..hashing import PathMemo, combine
+from ..partial import runs_on_partial
 from ..refs import MapRef, ParamRef, Ref
 from ..states import TaskState
-from ..store.artifacts import preview
 from ..tasks import TaskDef
-from ..templates import has_refs, iter_refs, substitute
+from .inputs import Inputs
 from .instance import Instance
 
 if TYPE_CHECKING:
     from ..dag import DAG
 
-_SCALARS = (int, float, str, bytes, bool, type(None))
 _MAP_INCOMPLETE = "an element of this map did not succeed"
 
 
@@ -46,7 +43,7 @@ class RunGraph:
         self.counts: Counter[TaskState] = Counter()  # of tasks that run (not map nodes)
         self.unfinished = 0  # instances, map nodes included
         self.holds: Counter[str] = Counter()  # unfinished data consumers per DAG node
-        self._constant_hashes: dict[int, str | UnhashableValue] = {}
+        self.inputs = Inputs(self)
         graph = dag.graph
         for node_id in _topological(dag):
             data = graph.nodes[node_id]
@@ -264,120 +261,15 @@ class RunGraph:
             self.ready.append(element)
         return element
 
-    # -- arguments and their identities -----------------------------------------------------
+    # -- arguments and their identities (see .inputs) --------------------------------------
     def resolve(self, template: Any, load: Callable[[Instance], Any] | None = None) -> Any:
-        """Arguments with Refs replaced by futures (a list for a map) and params by values.
-
-        ``load`` gives the future of an upstream output where the consumer runs: a cached
-        output (which no attempt of this run computed), or one made on another cluster.
-        """
-        return substitute(template, lambda ref, _: self._resolve_ref(ref, load))
-
-    def _resolve_ref(self, ref: Ref | ParamRef, load: Callable[[Instance], Any] | None) -> Any:
-        if isinstance(ref, ParamRef):
-            return self.params[ref.name]
-        inst = self.instances[ref.node_id]
-        if inst.kind == "map":
-            return [
-                _future(child, load) if child.state.ok else marker(child) for child in inst.children
-            ]
-        return _future(inst, load)
+        return self.inputs.resolve(template, load)
 
     def arguments(self, inst: Instance) -> dict[str, Any]:
-        """The task's arguments by name, with each upstream output replaced by its hash (what a
-        ``cache_key`` function receives)."""
-        names = list(inst.task.signature.parameters)
-        arguments = {}
-        positional = [
-            (names[i] if i < len(names) else f"args[{i}]", value)
-            for i, value in enumerate(inst.args)
-        ]
-        for name, value in [*positional, *inst.kwargs.items()]:
-            arguments[name] = self._with_hashes(value)
-        for entry in inst.inputs or ():
-            if "item" in entry:  # an element's pick of an upstream list
-                arguments[entry["name"]] = entry["hash"]
-        return arguments
-
-    def _with_hashes(self, template: Any) -> Any:
-        def replace(ref: Ref | ParamRef, _: object) -> Any:
-            if isinstance(ref, ParamRef):
-                return self.params[ref.name]
-            return self.instances[ref.node_id].output_hash
-
-        return substitute(template, replace)
+        return self.inputs.arguments(inst)
 
     def describe_inputs(self, inst: Instance) -> tuple[list[dict[str, Any]], str | None]:
-        """Readable inputs with their identities, and one hash over all of them.
-
-        An argument with no stable hash has ``hash`` None and its reason in ``unhashable``;
-        the combined hash is then None too.
-        """
-        names = list(inst.task.signature.parameters)
-        picked = dict(inst.picks)
-        described = []
-        for position, value in enumerate(inst.args):
-            name = names[position] if position < len(names) else f"args[{position}]"
-            described.append(self._describe(name, value, picked.get(position)))
-        for name, value in inst.kwargs.items():
-            described.append(self._describe(name, value, None))
-        if any(d["hash"] is None for d in described):
-            return described, None
-        digest = combine([f"{d['name']}={d['hash']}" for d in described])
-        return described, digest
-
-    def _describe(self, name: str, value: Any, pick: int | None) -> dict[str, Any]:
-        entry: dict[str, Any] = {"name": name}
-        try:
-            entry["hash"] = self._identity(value)
-        except UnhashableValue as exc:
-            exc.argument = name
-            entry["hash"], entry["unhashable"] = None, str(exc)
-        if isinstance(value, _SCALARS):
-            entry["repr"] = preview(value)
-        elif isinstance(value, Ref):
-            entry["task"] = value.node_id
-            if pick is not None:
-                entry["item"] = pick
-                entry["hash"] = combine([entry["hash"], str(pick)])
-        elif isinstance(value, ParamRef):
-            entry["param"] = value.name
-            entry["repr"] = preview(self.params[value.name])
-        elif not has_refs(value):
-            entry["repr"] = preview(value)
-        else:
-            entry["tasks"] = sorted({r.node_id for r in iter_refs(value) if isinstance(r, Ref)})
-        return entry
-
-    def _identity(self, template: Any) -> str:
-        if isinstance(template, _SCALARS):
-            return value_hash(template)
-        if isinstance(template, Ref):
-            source = self.instances[template.node_id]
-            if source.kind == "map" and source.state is TaskState.FAILED:
-                return partial_identity(source)
-            return source.output_hash or ""
-        if isinstance(template, ParamRef):
-            return value_hash(self.params[template.name], memo=self.memo)
-        if isinstance(template, list | tuple) and has_refs(template):
-            return combine([type(template).__name__, *(self._identity(t) for t in template)])
-        if isinstance(template, dict) and has_refs(template):  # keys are constants
-            items = sorted(f"{self._identity(k)}:{self._identity(v)}" for k, v in template.items())
-            return combine(["dict", *items])
-        key = id(template)
-        if key not in self._constant_hashes:
-            try:
-                self._constant_hashes[key] = value_hash(template, memo=self.memo)
-            except UnhashableValue as exc:
-                self._constant_hashes[key] = exc
-        known = self._constant_hashes[key]
-        if isinstance(known, UnhashableValue):
-            raise UnhashableValue(known.problem, where=known.where)
-        return known
-
-
-def _future(inst: Instance, load: Callable[[Instance], Any] | None) -> Any:
-    return load(inst) if load is not None else inst.future
+        return self.inputs.describe_inputs(inst)
 
 
 def _topological(dag: DAG) -> list[str]:
