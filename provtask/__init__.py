@@ -42,7 +42,7 @@ _LAZY = {
     "run": ("provtask.engine.api", "run"),
     "submit": ("provtask.engine.api", "submit"),
     "load_dag_file": ("provtask.dagfile", "load_dag_file"),
-    "replay": ("provtask.replay", "replay"),
+    "replay": ("provtask.replay_plan", "replay"),
     "MPICommand": ("provtask.mpi", "MPICommand"),
     "MPIRun": ("provtask.mpi", "MPIRun"),
 }

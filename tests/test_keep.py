@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import provtask
-from provtask import DAGError, Store
+from provtask import ConfigError, DAGError, Store
 
 SOURCE = """
 from provtask import DAG, task
@@ -78,3 +78,20 @@ def test_without_keep_an_edited_task_is_recomputed(tmp_path, client, store_dir):
 def test_a_keep_pattern_must_be_a_task_name_or_pattern(tmp_path, client, store_dir):
     with pytest.raises(DAGError, match="keep: expected task names"):
         run(tmp_path / "keep.py", SOURCE, client, store_dir, keep=[""])
+
+
+def test_a_run_made_on_a_client_is_replayed_only_with_a_client_or_clusters(
+    tmp_path, client, store_dir
+):
+    path = tmp_path / "keep.py"
+    path.write_text(SOURCE.replace("return x * factor", "raise ValueError('broken')"))
+    first = provtask.load_dag_file(path).run(client=client, store=store_dir)
+    assert not first.ok
+    assert Store(store_dir).run_context(first.run_id)["clusters_origin"] == "distributed client"
+    with pytest.raises(ConfigError, match=r"provtask.replay\(RUN, client=...\)"):
+        provtask.replay(first.run_id, store=store_dir)
+    path.write_text(SOURCE)
+    with pytest.warns(UserWarning, match="has changed"):
+        again = provtask.replay(first.run_id, store=store_dir, client=client).result()
+    assert again.ok and Store(store_dir).output(again.run_id, "total") == 12
+    assert callable(provtask.replay)  # not shadowed by the module that defines it

@@ -11,11 +11,13 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+import sqlite_utils
 
 import provtask
 from provtask import DAG, ConfigError, ParamError, Store, task
 from provtask.clusters.config import load_clusters
 from provtask.params_codec import decode_params, encode_params
+from provtask.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DAG_FILE = """
 from provtask import DAG, task
@@ -167,12 +169,21 @@ def test_record_env_must_name_variables(tmp_path, store_dir):
         provtask.submit(dag, store=store_dir, record_env=["A=1"])
 
 
-def test_a_run_without_a_recorded_context_says_so(store_dir):
-    with DAG("old") as dag:
-        echo(1)
-    result = provtask.run(dag, store=store_dir)
-    store = Store(store_dir)
-    store.conn.execute("DELETE FROM run_context")
-    store.conn.commit()
+def test_a_store_of_schema_8_is_migrated_and_its_runs_say_they_have_no_context(tmp_path):
+    root = tmp_path / "store"
+    root.mkdir()
+    db = sqlite_utils.Database(root / "provtask.db")
+    for migration in MIGRATIONS[:8]:
+        migration(db)
+    db.execute("PRAGMA user_version = 8")
+    db["runs"].insert({"run_id": "20260101-000000-aaaaaa", "dag_name": "old", "params": "{}"})
+    db["code"].insert({"code_hash": "c", "components": "{}"})
+    db.conn.commit()
+    db.close()
+
+    store = Store(root)
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+    assert store.conn.execute("SELECT sources FROM code").fetchone() == (None,)
     with pytest.raises(provtask.NotFoundError, match="no recorded context"):
-        store.run_context(result.run_id)
+        store.run_context("latest")
+    assert store.run_contexts().empty

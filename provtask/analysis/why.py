@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from ..errors import NotFoundError
+from ..states import TaskState
 from ..store import Store
 
 _SHORT = 12
@@ -193,7 +194,7 @@ def _explain(task: dict[str, Any], earlier: dict[str, Any] | None, differences: 
         lines.append("  the earlier task has no cache key (it never ran, or caching was off)")
     elif earlier["cache_key"] != task["cache_key"]:
         lines.append("  the keys differ only by what the task's cache_key function returned")
-    elif earlier["state"] not in ("success", "cached"):
+    elif not TaskState(earlier["state"]).ok:
         lines.append(f"  same key, but the earlier task ended {earlier['state']}: not reusable")
     else:
         lines.append("  same key: the earlier output was not usable (see the note above)")

@@ -82,7 +82,7 @@ def replay(
     """Run RUN [latest] again as a new run: its DAG file, params and clusters config as
     recorded, finished tasks reused from the store. With --json, print the new run's
     outcome as JSON once it ends."""
-    from ..replay import parse_overrides, plan_replay, submit_plan
+    from ..replay_plan import parse_overrides, plan_replay, submit_plan
     from .run import parse_params
 
     store = open_store(store_path)

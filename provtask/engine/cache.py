@@ -165,7 +165,7 @@ class Cache:
         return [inst for inst in missed if inst.seq not in kept]
 
     def _key_function(self, inst: Instance) -> Callable[[str], str]:
-        inputs, version = self._key_inputs[inst.seq], inst.task.cache.version
+        inputs, version = self._key_inputs.pop(inst.seq), inst.task.cache.version
         return lambda code_hash: cache_key(code_hash, inputs, version)
 
     def _key(self, inst: Instance) -> bool:

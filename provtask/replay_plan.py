@@ -69,15 +69,16 @@ def plan_replay(
     failed_only: bool = True,
     *,
     params: dict[str, Any] | None = None,
-    clusters: ClustersConfig | str | os.PathLike | None = None,
+    clusters: ClustersConfig | str | os.PathLike | bool | None = None,
     keep: list[str] | None = None,
     from_record: bool = False,
 ) -> ReplayPlan:
     """Load the original run's DAG and context and decide what the replay recomputes.
 
     ``params`` override recorded params (text, as from ``--param``, is read as the recorded
-    value's type); ``clusters`` replaces the recorded clusters config; ``from_record`` runs
-    the DAG source the run recorded instead of the file on disk.
+    value's type); ``clusters`` replaces the recorded clusters config (``False``: none, for
+    the embedded LocalCluster or a client); ``from_record`` runs the DAG source the run
+    recorded instead of the file on disk.
     """
     record = store.run(run)
     run_id = record["run_id"]
@@ -88,9 +89,11 @@ def plan_replay(
     resolved = dag.resolve_params({**recorded, **_read_params(params or {}, recorded)})
     if context is None:
         notes.append(f"run {run_id} recorded no context: its params are read back as JSON")
-        where: ClustersConfig | bool | None = None if clusters is None else _load(clusters)
+    where: ClustersConfig | bool | None
+    if clusters is None:  # as recorded; before schema 9, searched for as provtask run does
+        where = _recorded_clusters(context) if context is not None else None
     else:
-        where = _load(clusters) if clusters is not None else recorded_clusters(context)
+        where = False if clusters is False else _load(clusters)
     refresh = list(tasks or [])
     if refresh:
         starts = _matching_nodes(dag, refresh)
@@ -142,7 +145,7 @@ def replay(
         overrides,
         failed_only,
         params=params,
-        clusters=clusters,
+        clusters=False if options.get("client") is not None else clusters,
         keep=patterns,
         from_record=from_record,
     )
@@ -169,7 +172,7 @@ def submit_plan(plan: ReplayPlan, store: Store, **options: Any) -> RunHandle:
     )
 
 
-def recorded_clusters(context: dict[str, Any]) -> ClustersConfig | bool:
+def _recorded_clusters(context: dict[str, Any]) -> ClustersConfig | bool:
     """The clusters config a run recorded (``False``: it ran on the embedded LocalCluster)."""
     from .clusters.config import parse_clusters
 
