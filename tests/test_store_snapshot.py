@@ -251,7 +251,7 @@ def test_filtered_reads_of_a_snapshotted_run_come_from_sqlite(store):
     assert set(failed["status"]) == {"failed"}
 
 
-def test_a_store_of_the_previous_version_is_migrated_with_its_data(tmp_path):
+def test_a_store_of_version_7_is_migrated_with_its_data(tmp_path):
     root = tmp_path / "store"
     root.mkdir()
     db = sqlite_utils.Database(root / DB_NAME)
