@@ -7,6 +7,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).parent.parent
+
+
+def run_provtask(
+    *args: str, store: Path, cwd: Path = ROOT, timeout: float = 120, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """``provtask ARGS`` to the end (``PROVTASK_STORE=store``, plus ``env``), output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "provtask.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PROVTASK_STORE": str(store), **(env or {})},
+        cwd=cwd,
+    )
+
 
 def start_provtask(
     *args: str, store: Path, cwd: Path, capture: bool = False, own_session: bool = False

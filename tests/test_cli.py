@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from drivers import start_provtask
+from drivers import run_provtask, start_provtask
 
 from provtask import Store
 
@@ -19,15 +16,7 @@ ROOT = Path(__file__).parent.parent
 DAGS = Path(__file__).parent / "dags"
 
 
-def provtask(*args: str, store: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "provtask.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PROVTASK_STORE": str(store)},
-        cwd=ROOT,
-    )
+provtask = run_provtask
 
 
 def test_run_the_example_then_list_show_and_query(store_dir):

@@ -4,13 +4,13 @@ and one JSON form of times and durations, as docs/cli.md documents it."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from drivers import run_provtask
 
 from provtask import DAG, DAGError, task
 
@@ -19,15 +19,7 @@ DAGS = Path(__file__).parent / "dags"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-def provtask(*args: str, store: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "provtask.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PROVTASK_STORE": str(store)},
-        cwd=ROOT,
-    )
+provtask = run_provtask
 
 
 @pytest.fixture(scope="module")

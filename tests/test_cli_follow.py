@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from drivers import start_provtask
+from drivers import run_provtask, start_provtask
 
 from provtask import NotFoundError, Store
 
@@ -23,15 +23,7 @@ LINE = re.compile(
 )
 
 
-def provtask(*args: str, store: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "provtask.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PROVTASK_STORE": str(store), **(env or {})},
-        cwd=ROOT,
-    )
+provtask = run_provtask
 
 
 def test_logs_of_a_failed_element_and_progress_lines_in_a_batch_log(store_dir):

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from drivers import run_provtask
 
 ROOT = Path(__file__).parent.parent
 SWEEP = str(Path(__file__).parent / "dags" / "partial_sweep.py")
 
 
-def provtask(*args: str, store: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "provtask.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PROVTASK_STORE": str(store)},
-        cwd=ROOT,
-    )
+provtask = run_provtask
 
 
 def test_dry_run_says_what_would_run_and_what_is_cached_then_graph_draws_it(store_dir):
