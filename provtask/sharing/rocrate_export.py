@@ -347,8 +347,9 @@ class _Builder:
         path = self.scratch / f"clusters-{hash_}.yaml"
         path.write_text(context["clusters_config"])
         return [
-            self.crate.get(f"config/clusters-{hash_[:12]}.yaml")
-            or self.crate.add_file(
+            self._add(f"config/clusters-{hash_[:12]}.yaml", {})
+            if f"config/clusters-{hash_[:12]}.yaml" in self.crate
+            else self.crate.add_file(
                 path,
                 dest_path=f"config/clusters-{hash_[:12]}.yaml",
                 properties={
@@ -374,8 +375,8 @@ class _Builder:
             "startTime": _iso(row.started_at),
             "endTime": _iso(row.ended_at),
             "identifier": row.key,
-            "description": f"partition {row.partition or '-'}, node {row.node or '-'}, "
-            f"worker {row.worker or '-'}",
+            "description": f"partition {_text(row.partition)}, node {_text(row.node)}, "
+            f"worker {_text(row.worker)}",
         }
         if not ok:
             properties["error"] = (
@@ -599,6 +600,10 @@ def _bytes(store: Store, hash_: str) -> bytes:
         "SELECT path, data FROM artifacts WHERE hash = ?", (hash_,)
     ).fetchone()
     return data if data is not None else store.files.read(path)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else "-"
 
 
 def _literal(value: Any) -> Any:
