@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from .common import friendly_errors, json_option, open_store, store_option
-from .jsontime import dumps
+from .jsonout import echo_json
 
 _SECTIONS = (
     ("params", "name"),
@@ -35,7 +35,7 @@ def diff(run_a: str, run_b: str, as_json: bool, store_path: Path) -> None:
 
     found = diff_runs(open_store(store_path), run_a, run_b)
     if as_json:
-        click.echo(dumps(found))
+        echo_json(found)
         return
     _print_table(found)
 

@@ -61,4 +61,5 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(plain(data), indent=2))
+    """``data`` in the one JSON form; what JSON cannot hold (a Path, a set) as its ``str``."""
+    click.echo(json.dumps(plain(data), indent=2, default=str))

@@ -9,7 +9,7 @@ import click
 
 from ..errors import ProvtaskError
 from .common import PathWithoutNul, friendly_errors, json_option, open_store, store_option
-from .jsontime import dumps, iso_utc
+from .jsonout import echo_json, epoch_to_iso
 from .run import follow_run
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def replay(
         follow_run(handle, store_path, progress)
         return
     result = handle.result()
-    click.echo(dumps(_outcome(store, result.run_id)))
+    echo_json(epoch_to_iso(_outcome(store, result.run_id)))
     if not result.ok:
         raise ProvtaskError(f"run {result.run_id} {result.status.value}")
 
@@ -122,8 +122,8 @@ def _outcome(store: Store, run_id: str) -> dict:
         "dag_name": run["dag_name"],
         "clusters_origin": context["clusters_origin"],
         "keep": context["keep"],
-        "started_at": iso_utc(started),
-        "ended_at": iso_utc(ended),
+        "started_at": started,
+        "ended_at": ended,
         "duration": None if ended is None else ended - started,
         "states": run["states"],
         "error": run["error"],

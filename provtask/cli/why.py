@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .common import friendly_errors, json_option, open_store, store_option
-from .jsontime import dumps, iso_utc
+from .jsonout import echo_json, epoch_to_iso
 
 
 @click.command()
@@ -26,9 +26,9 @@ def why(refs: tuple[str, ...], as_json: bool, store_path: Path) -> None:
     run_ref, task_id = refs if len(refs) == 2 else ("latest", refs[0])
     answer = explain(open_store(store_path), run_ref, task_id)
     if as_json:
-        for row in (answer["task"], answer["compared_with"]):
-            if row is not None:
-                row["started_at"] = iso_utc(row["started_at"])
-        click.echo(dumps(answer))
+        for side in ("task", "compared_with"):
+            if answer[side] is not None:
+                answer[side] = epoch_to_iso(answer[side])
+        echo_json(answer)
     else:
         click.echo(answer["explanation"])
