@@ -26,6 +26,23 @@ LINE = re.compile(
 provtask = run_provtask
 
 
+def start_gated(gate: Path, store: Path, own_session: bool = False) -> subprocess.Popen:
+    """``provtask run`` of tests/dags/gated.py in the background: its tasks wait for ``gate``."""
+    return start_provtask(
+        "run",
+        str(DAGS / "gated.py"),
+        "--param",
+        f"gate={gate}",
+        "--workers",
+        "2",
+        "--no-progress",
+        store=store,
+        cwd=ROOT,
+        capture=True,
+        own_session=own_session,
+    )
+
+
 def test_logs_of_a_failed_element_and_progress_lines_in_a_batch_log(store_dir):
     ran = provtask(
         "run",
@@ -65,18 +82,7 @@ def test_logs_of_a_failed_element_and_progress_lines_in_a_batch_log(store_dir):
 
 def test_watch_follows_a_run_from_another_process(store_dir, tmp_path):
     gate = tmp_path / "gate"
-    running = start_provtask(
-        "run",
-        str(DAGS / "gated.py"),
-        "--param",
-        f"gate={gate}",
-        "--workers",
-        "2",
-        "--no-progress",
-        store=store_dir,
-        cwd=ROOT,
-        capture=True,
-    )
+    running = start_gated(gate, store_dir)
     try:
         run_id = running.stderr.readline().split()[1]  # "run <id> of DAG …": it is recorded
         watcher = subprocess.Popen(
@@ -114,19 +120,7 @@ def test_run_json_prints_the_run_record_on_stdout(store_dir):
 
 def test_ctrl_c_prints_one_line_and_records_where_in_flight_attempts_ran(store_dir, tmp_path):
     gate = tmp_path / "gate"  # never opened: the elements run until interrupted
-    running = start_provtask(
-        "run",
-        str(DAGS / "gated.py"),
-        "--param",
-        f"gate={gate}",
-        "--workers",
-        "2",
-        "--no-progress",
-        store=store_dir,
-        cwd=ROOT,
-        capture=True,
-        own_session=True,
-    )
+    running = start_gated(gate, store_dir, own_session=True)
     announced = running.stderr.readline()
     while len(list(tmp_path.glob("started-*"))) < 2:  # both workers are in a task
         time.sleep(0.05)
@@ -193,18 +187,7 @@ def test_a_guarded_script_runs(tmp_path):
 
 def test_logs_follow_waits_for_a_running_attempt_to_end(store_dir, tmp_path):
     gate = tmp_path / "gate"
-    running = start_provtask(
-        "run",
-        str(DAGS / "gated.py"),
-        "--param",
-        f"gate={gate}",
-        "--workers",
-        "2",
-        "--no-progress",
-        store=store_dir,
-        cwd=ROOT,
-        capture=True,
-    )
+    running = start_gated(gate, store_dir)
     try:
         run_id = running.stderr.readline().split()[1]
         while not (tmp_path / "started-0").exists() or not _recorded(store_dir, run_id):
