@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from provtask import Store, task
-from provtask.engine.instance import Instance
+from provtask.engine.instance import CacheState, Instance, Node
 from provtask.engine.recorder import RunRecorder
 from provtask.states import TaskState
 
@@ -41,23 +41,27 @@ def simulate(i: int) -> int:
 
 def instances(n: int) -> list[tuple[Instance, dict[str, Any]]]:
     """The elements of one map as the engine has them when submitting, with their reports."""
-    node = Instance(seq=0, task_id="simulate", task=simulate, kind="map", args=(), kwargs={})
+    node = Instance(Node(seq=0, task_id="simulate", task=simulate, kind="map", args=(), kwargs={}))
     now = time.time()
     made = []
     for i in range(n):
         inst = Instance(
-            seq=i + 1,
-            task_id=f"simulate[{i}]",
-            task=simulate,
-            kind="element",
-            args=(i,),
-            kwargs={},
-            parent=node,
+            Node(
+                seq=i + 1,
+                task_id=f"simulate[{i}]",
+                task=simulate,
+                kind="element",
+                args=(i,),
+                kwargs={},
+                parent=node,
+            ),
+            caching=CacheState(
+                inputs=[{"name": "i", "hash": f"{i:064x}", "repr": str(i)}],
+                input_hash=f"{i + 1:064x}",
+                key=f"{i + 2:064x}",
+                outcome="miss",
+            ),
         )
-        inst.inputs = [{"name": "i", "hash": f"{i:064x}", "repr": str(i)}]
-        inst.input_hash = f"{i + 1:064x}"
-        inst.cache_key = f"{i + 2:064x}"
-        inst.cache = "miss"
         data = i.to_bytes(8, "little")
         artifact = {
             "hash": f"{i + 3:064x}",
@@ -93,8 +97,8 @@ def instances(n: int) -> list[tuple[Instance, dict[str, Any]]]:
 
 def submit(recorder: RunRecorder, inst: Instance) -> None:
     """What the engine records when a task's first attempt goes out."""
-    inst.attempt = 1
-    inst.key = f"simulate-{RUN}-{inst.seq}.1"
+    inst.attempts.number = 1
+    inst.attempts.key = f"simulate-{RUN}-{inst.node.seq}.1"
     recorder.task_submitted(inst, "local")
     inst.state = TaskState.RUNNING
 
@@ -102,7 +106,8 @@ def submit(recorder: RunRecorder, inst: Instance) -> None:
 def finish(recorder: RunRecorder, inst: Instance, worker_report: dict[str, Any]) -> None:
     """What the engine records when the worker's report of a successful attempt arrives."""
     recorder.attempt_finished(inst, 1, worker_report)
-    inst.started_at, inst.ended_at = worker_report["started"], worker_report["ended"]
+    inst.attempts.started_at = worker_report["started"]
+    inst.attempts.ended_at = worker_report["ended"]
     inst.output_hash = worker_report["artifact"]["hash"]
     inst.state = TaskState.SUCCESS
     recorder.task_state(inst)

@@ -44,7 +44,7 @@ def plan(dag: DAG, params: dict[str, Any], store: Store | None, config: Clusters
         upstream = [graph.instances[u] for u in dag.graph.predecessors(inst.task_id)]
         unknown = [u.task_id for u in upstream if u.output_hash is None]
         if inst.kind == "map":
-            count = _length(inst.args, params, graph.instances)
+            count = _length(inst.node.args, params, graph.instances)
             known = f"{count} elements" if count is not None else "elements known at run time"
             action, detail = "run", f"{known}, each looked up in the cache when it exists"
         elif unknown:
@@ -52,11 +52,11 @@ def plan(dag: DAG, params: dict[str, Any], store: Store | None, config: Clusters
         elif task.cache.enabled is False:
             action, detail = "run", "cache=False on the task"
         else:
-            inst.inputs, inst.input_hash = graph.describe_inputs(inst)
-            if inst.input_hash is None or task.cache.key is not None:
+            inst.caching.inputs, inst.caching.input_hash = graph.describe_inputs(inst)
+            if inst.caching.input_hash is None or task.cache.key is not None:
                 action, detail = "run", "its cache key is known only at run time"
             else:
-                key = cache_key(task.code_hash, inst.input_hash, task.cache.version)
+                key = cache_key(task.code_hash, inst.caching.input_hash, task.cache.version)
                 source = find_sources(store.conn, [key]).get(key) if store else None
                 if source is None:
                     action, detail = "run", "no stored output with its cache key"

@@ -45,7 +45,7 @@ def runs_on_partial(dependent: Instance, source: Instance) -> bool:
 
 
 def marker(child: Instance) -> Failed:
-    return Failed(child.task_id, child.state.value, child.error)
+    return Failed(child.task_id, child.state.value, child.attempts.error)
 
 
 def partial_identity(node: Instance) -> str:

@@ -110,11 +110,11 @@ def test_fail_marks_everything_downstream_upstream_failed():
     pop_ready(graph)
     graph.fail(graph.instances["step"], S.FAILED, "ValueError: boom")
     assert graph.instances["step"].state is S.FAILED
-    assert graph.instances["step"].error == "ValueError: boom"
+    assert graph.instances["step"].attempts.error == "ValueError: boom"
     assert graph.instances["add"].state is S.UPSTREAM_FAILED
-    assert graph.instances["add"].error == "upstream step failed"
+    assert graph.instances["add"].attempts.error == "upstream step failed"
     assert graph.instances[d.node_id].state is S.UPSTREAM_FAILED
-    assert graph.instances[d.node_id].error == "upstream add failed"
+    assert graph.instances[d.node_id].attempts.error == "upstream add failed"
     assert graph.instances["step-3"].state is S.UPSTREAM_FAILED  # through the order edge
     # the branch that does not depend on the failure goes on
     finish(graph, "step-1")
@@ -136,7 +136,7 @@ def test_failure_propagates_down_a_long_chain_without_recursion():
     for inst in graph.instances.values():
         counts[inst.state] = counts.get(inst.state, 0) + 1
     assert counts == {S.FAILED: 1, S.UPSTREAM_FAILED: n - 1}
-    assert graph.instances[f"step-{n - 1}"].error == f"upstream step-{n - 2} failed"
+    assert graph.instances[f"step-{n - 1}"].attempts.error == f"upstream step-{n - 2} failed"
     assert pop_ready(graph) == []
 
 
@@ -178,8 +178,8 @@ def test_map_over_a_static_list():
     assert pop_ready(graph) == ["square[0]", "square[1]", "square[2]"]
     node = graph.instances["square"]
     assert node.kind == "map" and node.state is S.RUNNING and not node.counted
-    assert [c.args for c in node.children] == [(1,), (2,), (3,)]
-    assert all(c.kind == "element" and c.parent is node and c.counted for c in node.children)
+    assert [c.node.args for c in node.children] == [(1,), (2,), (3,)]
+    assert all(c.kind == "element" and c.node.parent is node and c.counted for c in node.children)
     finish(graph, "square[0]")
     finish(graph, "square[2]")
     assert node.state is S.RUNNING
@@ -196,12 +196,12 @@ def test_map_over_a_range_and_a_param():
         square.map(dag.param("temps"))
     graph = graph_of(dag)
     pop_ready(graph)
-    assert [c.args for c in graph.instances["square"].children] == [(0,), (1,)]
-    assert [c.args for c in graph.instances["square-1"].children] == [(300,), (310,)]
+    assert [c.node.args for c in graph.instances["square"].children] == [(0,), (1,)]
+    assert [c.node.args for c in graph.instances["square-1"].children] == [(300,), (310,)]
 
     overridden = graph_of(dag, {"temps": [1, 2, 3]})
     pop_ready(overridden)
-    assert [c.args for c in overridden.instances["square-1"].children] == [(1,), (2,), (3,)]
+    assert [c.node.args for c in overridden.instances["square-1"].children] == [(1,), (2,), (3,)]
 
 
 def test_map_over_an_upstream_ref_uses_its_n_items():
@@ -216,8 +216,8 @@ def test_map_over_an_upstream_ref_uses_its_n_items():
     assert pop_ready(graph) == [f"square[{i}]" for i in range(4)]
     children = graph.instances["square"].children
     # each element receives the whole upstream output plus which item to pick
-    assert all(c.args == (Ref(dag, "make_list"),) for c in children)
-    assert [c.picks for c in children] == [((0, i),) for i in range(4)]
+    assert all(c.node.args == (Ref(dag, "make_list"),) for c in children)
+    assert [c.node.picks for c in children] == [((0, i),) for i in range(4)]
     assert ("make_list", "square[3]", "data") in graph.new_edges
     for child in children:
         finish(graph, child.task_id)
@@ -233,8 +233,8 @@ def test_map_zips_several_iterables():
     finish(graph, "make_list", n_items=2)
     assert pop_ready(graph) == ["add[0]", "add[1]"]
     first, second = graph.instances["add"].children
-    assert first.args == (Ref(dag, "make_list"), 10) and first.picks == ((0, 0),)
-    assert second.args == (Ref(dag, "make_list"), 20) and second.picks == ((0, 1),)
+    assert first.node.args == (Ref(dag, "make_list"), 10) and first.node.picks == ((0, 0),)
+    assert second.node.args == (Ref(dag, "make_list"), 20) and second.node.picks == ((0, 1),)
 
 
 def test_chained_maps_run_element_wise():
@@ -247,7 +247,7 @@ def test_chained_maps_run_element_wise():
     assert pop_ready(graph) == ["square[0]", "square[1]", "square[2]"]
     second = graph.instances["add"]
     assert second.state is S.RUNNING and len(second.children) == 3
-    assert second.children[1].args == (Ref(dag, "square[1]"), 20)
+    assert second.children[1].node.args == (Ref(dag, "square[1]"), 20)
     assert ("square[1]", "add[1]", "data") in graph.new_edges
     finish(graph, "square[1]")
     assert pop_ready(graph) == ["add[1]"]  # only the matching element is released
@@ -296,7 +296,7 @@ def test_failed_element_fails_its_map_after_the_others_finish():
     finish(graph, "square[0]")
     finish(graph, "square[2]")
     assert node.state is S.FAILED
-    assert node.error == "an element of this map did not succeed"
+    assert node.attempts.error == "an element of this map did not succeed"
     assert graph.instances["total"].state is S.UPSTREAM_FAILED
     assert graph.instances["square[0]"].state is S.SUCCESS
     assert graph.instances["step"].state is S.PENDING
@@ -349,7 +349,7 @@ def test_map_over_an_output_that_is_not_a_list_fails_clearly():
     assert pop_ready(graph) == []
     node = graph.instances["square"]
     assert node.state is S.FAILED
-    assert node.error == (
+    assert node.attempts.error == (
         "square.map() cannot fan out over the output of make_list: it is not a list or tuple"
     )
     assert node.children == []
@@ -362,7 +362,7 @@ def test_map_over_a_param_that_is_not_a_list_fails_clearly():
     graph = graph_of(dag, {"temps": 5})
     assert pop_ready(graph) == []
     assert graph.instances["square"].state is S.FAILED
-    assert "argument 0: it is not a list or tuple" in graph.instances["square"].error
+    assert "argument 0: it is not a list or tuple" in graph.instances["square"].attempts.error
 
 
 def test_map_with_mismatched_lengths_fails_clearly():
@@ -376,7 +376,7 @@ def test_map_with_mismatched_lengths_fails_clearly():
     assert pop_ready(graph) == []
     node = graph.instances["add"]
     assert node.state is S.FAILED
-    assert node.error == "add.map() iterables have different lengths [3, 2]"
+    assert node.attempts.error == "add.map() iterables have different lengths [3, 2]"
     assert graph.instances["total"].state is S.UPSTREAM_FAILED
 
 
@@ -488,29 +488,29 @@ def test_futures_are_dropped_once_every_data_consumer_has_finished():
     graph = graph_of(dag)
     pop_ready(graph)
     for inst in graph.instances.values():
-        inst.future = object()  # stand-ins for Dask futures
+        inst.attempts.future = object()  # stand-ins for Dask futures
 
     def done(task_id: str) -> None:
         finish(graph, task_id)  # the graph lets go of data as each task finishes
 
     done("step")
-    assert graph.instances["step"].future is not None  # two consumers still to run
+    assert graph.instances["step"].attempts.future is not None  # two consumers still to run
     pop_ready(graph)
-    graph.instances["step-1"].future = object()
-    graph.instances["add"].future = object()
+    graph.instances["step-1"].attempts.future = object()
+    graph.instances["add"].attempts.future = object()
     done("step-1")
-    assert graph.instances["step-1"].future is None  # a sink's value is not needed again
-    assert graph.instances["step"].future is not None
+    assert graph.instances["step-1"].attempts.future is None  # a sink's value is not needed again
+    assert graph.instances["step"].attempts.future is not None
     done("add")
-    assert graph.instances["step"].future is None
+    assert graph.instances["step"].attempts.future is None
 
     done("square[0]")
     done("square[1]")
-    assert graph.instances["square[0]"].future is not None  # total still has to read them
+    assert graph.instances["square[0]"].attempts.future is not None  # total still has to read them
     pop_ready(graph)
-    graph.instances["total"].future = object()
+    graph.instances["total"].attempts.future = object()
     done("total")
-    assert [c.future for c in graph.instances["square"].children] == [None, None]
+    assert [c.attempts.future for c in graph.instances["square"].children] == [None, None]
 
 
 def test_an_upstream_failed_consumer_also_releases_its_inputs():
@@ -520,8 +520,8 @@ def test_an_upstream_failed_consumer_also_releases_its_inputs():
         add(x, y)
     graph = graph_of(dag)
     pop_ready(graph)
-    graph.instances["step"].future = object()
+    graph.instances["step"].attempts.future = object()
     finish(graph, "step")
     graph.fail(graph.instances["step-1"], S.FAILED, "boom")
     assert graph.instances["add"].state is S.UPSTREAM_FAILED
-    assert graph.instances["step"].future is None  # add finished without reading it
+    assert graph.instances["step"].attempts.future is None  # add finished without reading it

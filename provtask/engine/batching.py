@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..templates import Path, substitute
+
+if TYPE_CHECKING:
+    from .instance import Instance
 
 SMALL_TASK = 0.02  # s: elements whose code takes less than this on average are batched
 BATCH_WORK = 0.1  # s of work per batch at most
@@ -98,12 +101,12 @@ class Probing:
         return released
 
 
-def _may_wait(inst: Any) -> bool:
+def _may_wait(inst: Instance) -> bool:
     """Only first attempts of tasks that could be batched are held."""
     res = inst.task.resources
     return (
         inst.kind != "map"
-        and inst.attempt == 0
+        and inst.attempts.number == 0
         and inst.task.kind == "python"
         and res.walltime is None
         and not res.gpus

@@ -25,7 +25,7 @@ from ..store.cache_lookup import Source, check_source, discard_corrupted, find_s
 from ..store.connection import connect
 from ..store.keep_lookup import Wanted, changed_components, find_kept
 from ..templates import iter_refs
-from .instance import Instance
+from .instance import CacheOutcome, Instance
 from .recorder import RunRecorder
 from .rungraph import RunGraph
 
@@ -111,27 +111,28 @@ class Cache:
         lookups: list[Instance] = []
         to_run: list[Instance] = []
         for inst in batch:
-            if inst.attempt > 0 or inst.cache is not None:  # a retry, or held back after keying
+            # a retry, or held back after keying
+            if inst.attempts.number > 0 or inst.caching.outcome is not None:
                 to_run.append(inst)
                 continue
-            inst.inputs, inst.input_hash = self.graph.describe_inputs(inst)
+            inst.caching.inputs, inst.caching.input_hash = self.graph.describe_inputs(inst)
             if not self._key(inst):
                 continue  # its cache_key function failed: the task failed
-            if inst.cache is None:
+            if inst.caching.outcome is None:
                 lookups.append(inst)
             else:
                 to_run.append(inst)
         if not lookups:
             return to_run
-        found = find_sources(self._connection(), [inst.cache_key for inst in lookups])
+        found = find_sources(self._connection(), [inst.caching.key for inst in lookups])
         missed = []
         for inst in lookups:
-            source = found.get(inst.cache_key)
+            source = found.get(inst.caching.key)
             problem = check_source(source, self.files, self.memo) if source else None
             if source is None or problem is not None:
-                inst.cache = "miss"
+                inst.caching.outcome = "miss"
                 if problem is not None:
-                    inst.cache_note = f"{problem}; it was not loaded and the task was recomputed"
+                    inst.caching.note = f"{problem}; it was not loaded and the task was recomputed"
                     discard_corrupted(self._connection(), self.files, source)
                 missed.append(inst)
             else:
@@ -155,26 +156,26 @@ class Cache:
             changed = changed_components(
                 self._connection(), candidate.code_hash, inst.task.code_identity.components
             )
-            inst.cache_note = (
+            inst.caching.note = (
                 f"kept (matches keep {pattern!r}): the output of run {candidate.source.run_id}, "
                 f"task {candidate.source.task_id}, reused although its code changed "
                 f"({', '.join(changed) or 'code hash'})"
             )
             self._reuse(inst, candidate.source, "kept")
-            kept.add(inst.seq)
-        return [inst for inst in missed if inst.seq not in kept]
+            kept.add(inst.node.seq)
+        return [inst for inst in missed if inst.node.seq not in kept]
 
     def _key_function(self, inst: Instance) -> Callable[[str], str]:
-        inputs, version = self._key_inputs.pop(inst.seq), inst.task.cache.version
+        inputs, version = self._key_inputs.pop(inst.node.seq), inst.task.cache.version
         return lambda code_hash: cache_key(code_hash, inputs, version)
 
     def _key(self, inst: Instance) -> bool:
         """Set the instance's key and, unless it should be looked up, its cache status."""
         settings = inst.task.cache
         if settings.enabled is False:
-            inst.cache, inst.cache_note = "off", "cache=False on the task"
+            inst.caching.outcome, inst.caching.note = "off", "cache=False on the task"
             return True
-        inputs = inst.input_hash
+        inputs = inst.caching.input_hash
         if settings.key is not None:
             try:
                 inputs = "key:" + value_hash(settings.key(**self.graph.arguments(inst)))
@@ -183,23 +184,25 @@ class Cache:
                 self.graph.fail(inst, TaskState.FAILED, message)
                 return False
         if inputs is None:
-            inst.cache = "uncacheable"
-            inst.cache_note = next(e["unhashable"] for e in inst.inputs or () if "unhashable" in e)
+            inst.caching.outcome = "uncacheable"
+            described = inst.caching.inputs or ()
+            inst.caching.note = next(e["unhashable"] for e in described if "unhashable" in e)
             return True
-        inst.cache_key = cache_key(inst.task.code_hash, inputs, settings.version)
+        inst.caching.key = cache_key(inst.task.code_hash, inputs, settings.version)
         if self.policy.keep and self.policy.matches(inst, self.policy.keep):
-            self._key_inputs[inst.seq] = inputs
+            self._key_inputs[inst.node.seq] = inputs
         if not self.policy.enabled:
-            inst.cache, inst.cache_note = "off", "caching switched off for the run (--no-cache)"
+            inst.caching.outcome = "off"
+            inst.caching.note = "caching switched off for the run (--no-cache)"
         elif (why := self._refresh_reason(inst, output=False)) is not None:
-            inst.cache, inst.cache_note = "refresh", why
+            inst.caching.outcome, inst.caching.note = "refresh", why
         return True
 
-    def _reuse(self, inst: Instance, source: Source, status: str = "hit") -> None:
-        inst.cache = status
+    def _reuse(self, inst: Instance, source: Source, status: CacheOutcome = "hit") -> None:
+        inst.caching.outcome = status
         inst.output_hash = source.output_hash
         inst.n_items = source.n_items
-        self.sources[inst.seq] = source
+        self.sources[inst.node.seq] = source
         self.recorder.task_cached(inst, source)
         self.graph.succeed(inst, TaskState.CACHED)
 
@@ -226,7 +229,7 @@ class Cache:
         also when one of its elements was (what a consumer of the whole map sees)."""
         if not self.policy.refresh:
             return None
-        memo_key = (inst.seq, output)
+        memo_key = (inst.node.seq, output)
         if memo_key not in self._refreshed:
             self._refreshed[memo_key] = self._find_refresh_reason(inst, output)
         return self._refreshed[memo_key]
@@ -237,16 +240,16 @@ class Cache:
             return f"matches --refresh {pattern!r}"
         upstream = [
             self.graph.instances[r.node_id]
-            for r in iter_refs((inst.args, inst.kwargs))
+            for r in iter_refs((inst.node.args, inst.node.kwargs))
             if isinstance(r, Ref) and not (inst.kind == "map" and isinstance(r, MapRef))
         ]  # a map's element-wise sources count for each element alone
-        if inst.parent is not None:
-            upstream.append(inst.parent)
+        if inst.node.parent is not None:
+            upstream.append(inst.node.parent)
         else:
             order = self.graph.dag.graph.pred[inst.task_id].items()
             upstream += [self.graph.instances[n] for n, e in order if e["kind"] == "order"]
         for source in upstream:
-            if self._refresh_reason(source, output=source is not inst.parent) is not None:
+            if self._refresh_reason(source, output=source is not inst.node.parent) is not None:
                 return f"downstream of refreshed task {source.task_id!r}"
         if output and inst.kind == "map":
             for child in inst.children:
@@ -259,21 +262,21 @@ class Cache:
         """The future of an upstream output; for a cached output, a small task on ``client``'s
         cluster that reads the artifact on a worker and checks its hash before unpickling (the
         driver never does)."""
-        if inst.state is not TaskState.CACHED or inst.future is not None:
-            return inst.future
-        future = inst.loaders.get(id(client))
+        if inst.state is not TaskState.CACHED or inst.attempts.future is not None:
+            return inst.attempts.future
+        future = inst.caching.loaders.get(id(client))
         if future is None:
-            source = self.sources[inst.seq]
+            source = self.sources[inst.node.seq]
             future = client.submit(
                 load_on_worker,
                 source.output_hash,
                 source.data,
                 self.store_root,
                 source.path,
-                key=f"cached-{inst.task.name}-{self.recorder.run_id}-{inst.seq}",
+                key=f"cached-{inst.task.name}-{self.recorder.run_id}-{inst.node.seq}",
                 pure=False,
             )
-            inst.loaders[id(client)] = future
+            inst.caching.loaders[id(client)] = future
         return future
 
 

@@ -48,7 +48,7 @@ class Segment:
     positions: dict[int, int] = field(default_factory=dict)  # by instance seq
 
     def __post_init__(self) -> None:
-        self.positions = {inst.seq: i for i, inst in enumerate(self.members)}
+        self.positions = {inst.node.seq: i for i, inst in enumerate(self.members)}
 
     def is_last(self, inst: Instance) -> bool:
         return inst is self.members[-1]
@@ -74,9 +74,9 @@ class Chains:
             if (
                 rider.waiting != 1
                 or rider.state is not TaskState.PENDING
-                or rider.attempt
+                or rider.attempts.number
                 or rider.kind == "map"
-                or rider.chain is not None
+                or rider.attempts.chain is not None
                 or not fits(rider)
             ):
                 break
@@ -97,7 +97,7 @@ class Chains:
     def start(self, segment: Segment) -> None:
         """The segment was sent: its riders wait to board."""
         for inst in segment.members:
-            inst.chain = segment
+            inst.attempts.chain = segment
         for inst in segment.members[1:]:
             self.riders[rider_key(inst, segment)] = inst
 
@@ -108,25 +108,25 @@ class Chains:
 
     def board(self, inst: Instance) -> tuple[str, dict[str, Any] | None]:
         """A rider is submitted: its key, and its report if it came already."""
-        key = rider_key(inst, inst.chain)
+        key = rider_key(inst, inst.attempts.chain)
         del self.riders[key]
         return key, self.early.pop(key, None)
 
     def leave(self, inst: Instance) -> None:
         """``inst`` and the members after it leave its chain: they are submitted alone when
         ready; their reports from the segment, if any, are ignored."""
-        segment = inst.chain
+        segment = inst.attempts.chain
         if segment is None:
             return
         segment.future = None  # no member boards any more: the members hold what they need
-        for member in segment.members[segment.positions[inst.seq] :]:
+        for member in segment.members[segment.positions[inst.node.seq] :]:
             key = rider_key(member, segment)
             self.riders.pop(key, None)
             self.early.pop(key, None)
-            member.chain = None
+            member.attempts.chain = None
 
 
 def rider_key(inst: Instance, segment: Segment) -> str:
     """A rider's attempt key: distinct from the key it gets if it leaves the chain, so a late
     report from the segment can never pass for that attempt's."""
-    return f"{inst.task.name}-{segment.key}-{inst.seq}.1"
+    return f"{inst.task.name}-{segment.key}-{inst.node.seq}.1"

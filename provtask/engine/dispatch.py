@@ -76,7 +76,7 @@ class Dispatcher:
         """Submit ready tasks (first attempts and retries), or mark them cached."""
         # One client.map per pool, number of arguments and worker resources; its columns
         # are the arguments. Tasks whose output is in the store become cached instead.
-        riders = [inst for inst in batch if inst.chain is not None]
+        riders = [inst for inst in batch if inst.attempts.chain is not None]
         batch = self.cache.take_hits(batch)
         if riders:
             batch = self._board(riders, batch)
@@ -86,7 +86,7 @@ class Dispatcher:
         groups: dict[tuple, tuple[Pool, list[Instance]]] = {}
         for inst in batch:
             pool = self.pools.pool_for(inst.task)
-            arity = len(inst.args) + len(inst.kwargs)
+            arity = len(inst.node.args) + len(inst.node.kwargs)
             resources = pool.task_resources(inst.task)
             group_key = (id(pool), arity, tuple(sorted(resources.items())) if resources else ())
             groups.setdefault(group_key, (pool, []))[1].append(inst)
@@ -94,9 +94,9 @@ class Dispatcher:
             calls, rows = [], []
             load = functools.partial(self._input_future, pool=pool)
             for inst in instances:
-                inst.attempt += 1
-                inst.key = f"{inst.task.name}-{self.run_id}-{inst.seq}.{inst.attempt}"
-                if inst.attempt == 1:
+                inst.attempts.number += 1
+                inst.attempts.key = attempt_key(inst, self.run_id)
+                if inst.attempts.number == 1:
                     self.recorder.task_submitted(inst, pool.name)
                     self.graph.set_state(inst, TaskState.RUNNING)
                 else:
@@ -107,7 +107,7 @@ class Dispatcher:
                 function = self.functions[self._callable(inst.task)]
                 # The driver enforces walltimes of Python tasks; MPI tasks enforce their own.
                 announce = inst.task.kind == "python" and inst.task.resources.walltime is not None
-                arguments = self.graph.resolve((*inst.args, *inst.kwargs.values()), load)
+                arguments = self.graph.resolve((*inst.node.args, *inst.node.kwargs.values()), load)
                 batch_picks: tuple = ()
                 if self.batches:
                     arguments, batch_picks = take_picks(arguments)
@@ -115,16 +115,16 @@ class Dispatcher:
                     AttemptCall(
                         self.run_id,
                         function,
-                        inst.key,
-                        inst.picks,
-                        tuple(inst.kwargs),
+                        inst.attempts.key,
+                        inst.node.picks,
+                        tuple(inst.node.kwargs),
                         announce,
                         batch_picks,
                         template_of(inst.task, inst.kind),
                     )
                 )
                 rows.append(arguments)
-                self.in_flight.add(inst.key, inst, pool)
+                self.in_flight.add(inst.attempts.key, inst, pool)
             if calls:
                 self._send(pool, calls, rows)
 
@@ -137,17 +137,17 @@ class Dispatcher:
                 self.chains.leave(inst)
         others = []
         for inst in ready:
-            if inst.chain is None or inst.attempt:
+            if inst.attempts.chain is None or inst.attempts.number:
                 others.append(inst)
                 continue
-            segment = inst.chain
+            segment = inst.attempts.chain
             key, report = self.chains.board(inst)
-            upstream = segment.members[segment.positions[inst.seq] - 1]
-            inst.attempt, inst.key, inst.batch_index = 1, key, None
-            self.recorder.task_submitted(inst, segment.pool.name, upstream.ended_at)
+            upstream = segment.members[segment.positions[inst.node.seq] - 1]
+            inst.attempts.number, inst.attempts.key, inst.attempts.batch_index = 1, key, None
+            self.recorder.task_submitted(inst, segment.pool.name, upstream.attempts.ended_at)
             self.graph.set_state(inst, TaskState.RUNNING)
             self.in_flight.add(key, inst, segment.pool)
-            inst.future = segment.future
+            inst.attempts.future = segment.future
             if report is not None:
                 self.on_report(report)
         return others
@@ -160,7 +160,7 @@ class Dispatcher:
         batchable: dict[str, list[int]] = {}
         for i, call in enumerate(calls):
             inst = self.in_flight.instance(call.key)
-            inst.batch_index = None
+            inst.attempts.batch_index = None
             if _may_batch(inst, call, pool):
                 batchable.setdefault(inst.task.name, []).append(i)
             else:
@@ -189,7 +189,7 @@ class Dispatcher:
             resources=pool.task_resources(self.in_flight.instance(keys[0]).task),
         )
         for key, future in zip(keys, futures, strict=True):
-            self.in_flight.instance(key).future = future
+            self.in_flight.instance(key).attempts.future = future
 
     def _send_batches(
         self, pool: Pool, chunks: list[list[int]], calls: list[AttemptCall], rows: list[tuple]
@@ -199,7 +199,7 @@ class Dispatcher:
         keys = []
         for chunk in chunks:
             first = self.in_flight.instance(calls[chunk[0]].key)
-            keys.append(f"batch-{first.task.name}-{self.run_id}-{first.seq}.{len(chunk)}")
+            keys.append(f"batch-{first.task.name}-{self.run_id}-{first.node.seq}.{len(chunk)}")
         futures = pool.client.map(
             execute_batch,
             keys,
@@ -212,7 +212,7 @@ class Dispatcher:
         for chunk, future in zip(chunks, futures, strict=True):
             for index, position in enumerate(chunk):
                 inst = self.in_flight.instance(calls[position].key)
-                inst.future, inst.batch_index = future, index
+                inst.attempts.future, inst.attempts.batch_index = future, index
 
     def _send_chain(self, pool: Pool, head_call: AttemptCall, head_row: tuple) -> bool:
         """Send a task with the small tasks that follow it in a chain, as one Dask task;
@@ -225,16 +225,16 @@ class Dispatcher:
         )
         if not riders:
             return False
-        segment_key = f"chain-{head.task.name}-{self.run_id}-{head.seq}.{head.attempt}"
+        segment_key = f"chain-{attempt_key(head, self.run_id)}"
         segment = Segment([head, *riders], segment_key, pool)
 
         def load(upstream: Instance) -> Any:
-            index = segment.positions.get(upstream.seq)
+            index = segment.positions.get(upstream.node.seq)
             return Hop(index) if index is not None else self._input_future(upstream, pool)
 
         calls, rows, hops = [head_call], [head_row], [()]
         for rider in riders:
-            arguments = self.graph.resolve((*rider.args, *rider.kwargs.values()), load)
+            arguments = self.graph.resolve((*rider.node.args, *rider.node.kwargs.values()), load)
             arguments, places = take_picks(arguments, Hop)
             batch_picks: tuple = ()
             if self.batches:
@@ -246,8 +246,8 @@ class Dispatcher:
                     self.run_id,
                     function,
                     key,
-                    rider.picks,
-                    tuple(rider.kwargs),
+                    rider.node.picks,
+                    tuple(rider.node.kwargs),
                     False,
                     batch_picks,
                     template_of(rider.task, rider.kind),
@@ -259,7 +259,7 @@ class Dispatcher:
             execute_chain, segment.key, calls, rows, hops, key=segment.key, pure=False
         )
         self.chains.start(segment)
-        head.future = segment.future
+        head.attempts.future = segment.future
         return True
 
     def _callable(self, task: TaskDef) -> Callable:
@@ -271,18 +271,18 @@ class Dispatcher:
 
     def _input_future(self, inst: Instance, pool: Pool) -> Any:
         """The future of an upstream output on ``pool``'s cluster."""
-        if inst.future is not None and inst.future.client is pool.client:
-            if inst.batch_index is not None:
-                return Picked(inst.future, inst.batch_index)
-            return inst.future
-        if inst.state is TaskState.CACHED and inst.future is None:
+        if inst.attempts.future is not None and inst.attempts.future.client is pool.client:
+            if inst.attempts.batch_index is not None:
+                return Picked(inst.attempts.future, inst.attempts.batch_index)
+            return inst.attempts.future
+        if inst.state is TaskState.CACHED and inst.attempts.future is None:
             return self.cache.load(inst, pool.client)
         return self._move(inst, pool)
 
     def _move(self, inst: Instance, pool: Pool) -> Any:
         """An output made on another partition's cluster, read from the store's artifact files
         by a worker of ``pool`` (the store is on a filesystem every partition sees)."""
-        future = inst.loaders.get(id(pool.client))
+        future = inst.caching.loaders.get(id(pool.client))
         if future is None:
             if not self.store_is_current:  # the output's artifact row must be committed
                 self.recorder.writer.flush()
@@ -294,16 +294,21 @@ class Dispatcher:
                 data,
                 self.store_root,
                 path,
-                key=f"moved-{inst.task.name}-{self.run_id}-{inst.seq}-{pool.name}",
+                key=f"moved-{inst.task.name}-{self.run_id}-{inst.node.seq}-{pool.name}",
                 pure=False,
             )
-            inst.loaders[id(pool.client)] = future
+            inst.caching.loaders[id(pool.client)] = future
         return future
+
+
+def attempt_key(inst: Instance, run_id: str) -> str:
+    """The Dask key of an instance's latest attempt: task name, run, instance and attempt."""
+    return f"{inst.task.name}-{run_id}-{inst.node.seq}.{inst.attempts.number}"
 
 
 def _may_batch(inst: Instance, call: AttemptCall, pool: Pool) -> bool:
     """First attempts (map elements or calls) of tasks that may share a Dask task."""
-    return inst.attempt == 1 and not call.announce and _chainable(inst, pool)
+    return inst.attempts.number == 1 and not call.announce and _chainable(inst, pool)
 
 
 def _chainable(inst: Instance, pool: Pool) -> bool:

@@ -111,11 +111,11 @@ class Retries:
     ) -> None:
         """``after``: a worker being killed; the retry waits until it has left, or Dask could
         send the retry to it."""
-        if inst.attempt - inst.free_attempts > inst.task.resources.retries:
+        if inst.attempts.counted > inst.task.resources.retries:
             self.graph.fail(inst, TaskState.FAILED, error)
             return
         try:
-            inst.task = self.escalator.retry_task(inst.task, cause, inst.task_id)
+            inst.attempts.escalated = self.escalator.retry_task(inst.task, cause, inst.task_id)
         except ResourceError as exc:
             self.graph.fail(inst, TaskState.FAILED, f"{error}; {exc}")
         else:

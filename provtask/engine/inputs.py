@@ -56,11 +56,11 @@ class Inputs:
         arguments = {}
         positional = [
             (names[i] if i < len(names) else f"args[{i}]", value)
-            for i, value in enumerate(inst.args)
+            for i, value in enumerate(inst.node.args)
         ]
-        for name, value in [*positional, *inst.kwargs.items()]:
+        for name, value in [*positional, *inst.node.kwargs.items()]:
             arguments[name] = self._with_hashes(value)
-        for entry in inst.inputs or ():
+        for entry in inst.caching.inputs or ():
             if "item" in entry:  # an element's pick of an upstream list
                 arguments[entry["name"]] = entry["hash"]
         return arguments
@@ -80,12 +80,12 @@ class Inputs:
         the combined hash is then None too.
         """
         names = list(inst.task.signature.parameters)
-        picked = dict(inst.picks)
+        picked = dict(inst.node.picks)
         described = []
-        for position, value in enumerate(inst.args):
+        for position, value in enumerate(inst.node.args):
             name = names[position] if position < len(names) else f"args[{position}]"
             described.append(self._describe(name, value, picked.get(position)))
-        for name, value in inst.kwargs.items():
+        for name, value in inst.node.kwargs.items():
             described.append(self._describe(name, value, None))
         if any(d["hash"] is None for d in described):
             return described, None
@@ -143,4 +143,4 @@ class Inputs:
 
 
 def _future(inst: Instance, load: Callable[[Instance], Any] | None) -> Any:
-    return load(inst) if load is not None else inst.future
+    return load(inst) if load is not None else inst.attempts.future

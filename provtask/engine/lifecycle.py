@@ -158,7 +158,7 @@ class RunLifecycle:
             status=self.status,
             store_path=self.store.root,
             states={i.task_id: i.state for i in instances},
-            errors={i.task_id: i.error for i in instances if i.error is not None},
+            errors={i.task_id: i.attempts.error for i in instances if i.attempts.error is not None},
             progress=self.handle.progress(),
         )
 

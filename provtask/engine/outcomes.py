@@ -48,18 +48,18 @@ class Outcomes:
             return
         inst, attempt = self.in_flight.forget(report["key"])
         self.recorder.attempt_finished(inst, attempt, report)
-        inst.started_at, inst.ended_at = report["started"], report["ended"]
+        inst.attempts.started_at, inst.attempts.ended_at = report["started"], report["ended"]
         if report["status"] == "success":
             self.dispatch.durations.observe(
                 inst.task.name, report["function_ended"] - report["started"]
             )
             inst.output_hash = report["artifact"]["hash"]
             inst.n_items = report.get("n_items")
-            if inst.chain is not None:  # only the chain's last value is in worker memory
-                if inst.chain.is_last(inst):
-                    inst.chain.future = None
+            if inst.attempts.chain is not None:  # only the chain's last value is in worker memory
+                if inst.attempts.chain.is_last(inst):
+                    inst.attempts.chain.future = None
                 else:
-                    inst.future = None
+                    inst.attempts.future = None
             self.graph.succeed(inst)
         else:
             self.chains.leave(inst)
@@ -73,7 +73,7 @@ class Outcomes:
             self.in_flight.forget(key)
             walltime = inst.task.resources.walltime
             message = f"stopped after its walltime of {walltime} s"
-            killed, problem = stop_attempt(pool.client, inst.future, worker)
+            killed, problem = stop_attempt(pool.client, inst.attempts.future, worker)
             if problem is not None:
                 message = f"{message}; {problem}"
             self.recorder.attempt_ended_without_report(
@@ -101,10 +101,11 @@ class Outcomes:
                 if exc
                 else f"{lost.why}; {lost.what}"
             )
-        if inst.batch_index is not None or inst.chain is not None:  # maybe not the culprit
-            group = "a batch" if inst.batch_index is not None else "a fused chain"
+        # Maybe not the culprit:
+        if inst.attempts.batch_index is not None or inst.attempts.chain is not None:
+            group = "a batch" if inst.attempts.batch_index is not None else "a fused chain"
             self.chains.leave(inst)
-            inst.free_attempts += 1
+            inst.attempts.uncounted += 1
             message += f"; it was in {group}, so it is retried alone without using a retry"
         self.recorder.attempt_ended_without_report(
             inst, AttemptStatus.LOST, exc_type, message, lost.cause

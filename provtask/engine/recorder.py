@@ -80,7 +80,7 @@ class RunRecorder:
                     "name": task.name,
                     "function": task.function,
                     "kind": inst.kind,
-                    "parent": inst.parent.task_id if inst.parent else None,
+                    "parent": inst.node.parent.task_id if inst.node.parent else None,
                     "code_hash": task.code_hash,
                     "partition": task.resources.partition,
                     "resources": task.resources_json,
@@ -101,12 +101,13 @@ class RunRecorder:
     def task_state(self, inst: Instance, **changes: Any) -> None:
         """Record the instance's current state, plus any extra columns."""
         changes["state"] = inst.state.value
-        if inst.error is not None:
-            changes["error"] = inst.error
+        if inst.attempts.error is not None:
+            changes["error"] = inst.attempts.error
         if inst.output_hash is not None:
             changes["output_hash"] = inst.output_hash
-        if inst.ended_at is not None:
-            changes["started_at"], changes["ended_at"] = inst.started_at, inst.ended_at
+        if inst.attempts.ended_at is not None:
+            changes["started_at"] = inst.attempts.started_at
+            changes["ended_at"] = inst.attempts.ended_at
         self.writer.update("tasks", {"run_id": self.run_id, "task_id": inst.task_id}, changes)
 
     def task_submitted(
@@ -123,7 +124,7 @@ class RunRecorder:
                 "state": TaskState.RUNNING.value,
                 **self._keyed(inst),
                 "ready_at": now,
-                "attempts": inst.attempt,
+                "attempts": inst.attempts.number,
             },
         )
         self._insert_attempt(inst, partition, now)
@@ -147,18 +148,17 @@ class RunRecorder:
     @staticmethod
     def _keyed(inst: Instance) -> dict[str, Any]:
         return {
-            "inputs": _json(inst.inputs),
-            "input_hash": inst.input_hash,
-            "cache_key": inst.cache_key,
-            "cache": inst.cache,
-            "cache_note": inst.cache_note,
+            "inputs": _json(inst.caching.inputs),
+            "input_hash": inst.caching.input_hash,
+            "cache_key": inst.caching.key,
+            "cache": inst.caching.outcome,
+            "cache_note": inst.caching.note,
         }
 
     def attempt_submitted(self, inst: Instance, partition: str) -> None:
         """A retry goes out."""
-        self.writer.update(
-            "tasks", {"run_id": self.run_id, "task_id": inst.task_id}, {"attempts": inst.attempt}
-        )
+        where = {"run_id": self.run_id, "task_id": inst.task_id}
+        self.writer.update("tasks", where, {"attempts": inst.attempts.number})
         self._insert_attempt(inst, partition)
 
     def _insert_attempt(self, inst: Instance, partition: str, now: float | None = None) -> None:
@@ -167,8 +167,8 @@ class RunRecorder:
             {
                 "run_id": self.run_id,
                 "task_id": inst.task_id,
-                "attempt": inst.attempt,
-                "key": inst.key,
+                "attempt": inst.attempts.number,
+                "key": inst.attempts.key,
                 "status": AttemptStatus.RUNNING.value,
                 "partition": partition,
                 "resources": inst.task.resources_json,
@@ -233,7 +233,7 @@ class RunRecorder:
             "exc_message": message,
             "failure_cause": failure_cause,
         }
-        key = {"run_id": self.run_id, "task_id": inst.task_id, "attempt": inst.attempt}
+        key = {"run_id": self.run_id, "task_id": inst.task_id, "attempt": inst.attempts.number}
         self.writer.update("attempts", key, columns)
 
     def worker_connected(

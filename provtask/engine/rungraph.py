@@ -20,7 +20,7 @@ from ..refs import MapRef, ParamRef, Ref
 from ..states import TaskState
 from ..tasks import TaskDef
 from .inputs import Inputs
-from .instance import Instance
+from .instance import Instance, Kind, Node
 
 if TYPE_CHECKING:
     from ..dag import DAG
@@ -50,7 +50,7 @@ class RunGraph:
             self._add(node_id, data["task"], data["kind"], data["args"], data["kwargs"])
         for node_id, inst in self.instances.items():
             elementwise = {
-                it.node_id for it in inst.args if inst.kind == "map" and isinstance(it, MapRef)
+                it.node_id for it in inst.node.args if inst.kind == "map" and isinstance(it, MapRef)
             }
             for pred in graph.predecessors(node_id):
                 source = self.instances[pred]
@@ -65,8 +65,8 @@ class RunGraph:
         # At zero consumers left, a node's futures are dropped.
         self.holds.update(u for u, _, kind in graph.edges(data="kind") if kind == "data")
 
-    def _add(self, task_id: str, task: TaskDef, kind: str, args: tuple, kwargs: dict, **extra):
-        inst = Instance(len(self.instances), task_id, task, kind, args, kwargs, **extra)
+    def _add(self, task_id: str, task: TaskDef, kind: Kind, args: tuple, kwargs: dict, **extra):
+        inst = Instance(Node(len(self.instances), task_id, task, kind, args, kwargs, **extra))
         self.instances[task_id] = inst
         self.unfinished += 1
         if inst.counted:
@@ -79,7 +79,7 @@ class RunGraph:
         the data nobody needs any more."""
         previous, inst.state = inst.state, state
         if error is not None:
-            inst.error = error
+            inst.attempts.error = error
         self.changed.append(inst)
         if previous is state:
             return
@@ -103,7 +103,7 @@ class RunGraph:
             self.set_state(done, state if done is inst else TaskState.SUCCESS)
             for dependent in done.on_success:
                 self._satisfy(dependent)
-            parent = done.parent
+            parent = done.node.parent
             if parent is not None and parent.state is TaskState.RUNNING:
                 outcome = self._child_finished(parent)
                 if outcome is TaskState.SUCCESS:
@@ -125,7 +125,7 @@ class RunGraph:
                     work.append(
                         (dependent, TaskState.UPSTREAM_FAILED, f"upstream {current.task_id} failed")
                     )
-            parent = current.parent
+            parent = current.node.parent
             if parent is not None and parent.state is TaskState.RUNNING:
                 outcome = self._child_finished(parent)
                 if outcome is not None:
@@ -148,7 +148,7 @@ class RunGraph:
         """Called once per instance as it finishes (by ``set_state``): drop the futures nobody
         will read again, so workers can free the values (they are safe in the store)."""
         if inst.kind == "element":
-            if self.holds[inst.parent.task_id] == 0:
+            if self.holds[inst.node.parent.task_id] == 0:
                 self._drop_futures(inst)
             return
         if self.holds[inst.task_id] == 0:
@@ -161,11 +161,11 @@ class RunGraph:
 
     def _drop_futures(self, inst: Instance) -> None:
         for holder in (inst, *inst.children):
-            if holder.future is not None:
-                self.released.append(holder.future)
-                holder.future = None
-            self.released.extend(holder.loaders.values())
-            holder.loaders.clear()
+            if holder.attempts.future is not None:
+                self.released.append(holder.attempts.future)
+                holder.attempts.future = None
+            self.released.extend(holder.caching.loaders.values())
+            holder.caching.loaders.clear()
 
     def cancel_unfinished(self) -> list[Instance]:
         """Mark every unfinished instance cancelled (the run was interrupted)."""
@@ -174,39 +174,39 @@ class RunGraph:
             self.set_state(inst, TaskState.CANCELLED)
         return cancelled
 
-    def expand(self, node: Instance) -> list[Instance]:
+    def expand(self, map_inst: Instance) -> list[Instance]:
         """Create the elements of a ready map node; returns them (empty if the map failed)."""
         lengths = []
-        for position, iterable in enumerate(node.args):
+        for position, iterable in enumerate(map_inst.node.args):
             length = self._length(iterable)
             if length is None:
                 source = iterable.node_id if isinstance(iterable, Ref) else f"argument {position}"
                 self.fail(
-                    node,
+                    map_inst,
                     TaskState.FAILED,
-                    f"{node.task.name}.map() cannot fan out over the output of {source}: "
+                    f"{map_inst.task.name}.map() cannot fan out over the output of {source}: "
                     "it is not a list or tuple",
                 )
                 return []
             lengths.append(length)
         if len(set(lengths)) > 1:
             self.fail(
-                node,
+                map_inst,
                 TaskState.FAILED,
-                f"{node.task.name}.map() iterables have different lengths {lengths}",
+                f"{map_inst.task.name}.map() iterables have different lengths {lengths}",
             )
             return []
         count = lengths[0]
-        self.set_state(node, TaskState.RUNNING)
-        node.unfinished_children = count
+        self.set_state(map_inst, TaskState.RUNNING)
+        map_inst.unfinished_children = count
         for index in range(count):
-            self._element(node, index)
-        for dependent in node.on_expand:
+            self._element(map_inst, index)
+        for dependent in map_inst.on_expand:
             self._satisfy(dependent)
         if count == 0:
-            node.output_hash = combine([])
-            self.succeed(node)
-        return node.children
+            map_inst.output_hash = combine([])
+            self.succeed(map_inst)
+        return map_inst.children
 
     def _length(self, iterable: Any) -> int | None:
         if isinstance(iterable, MapRef):
@@ -218,11 +218,11 @@ class RunGraph:
             return len(value) if isinstance(value, list | tuple) else None
         return len(iterable)
 
-    def _element(self, node: Instance, index: int) -> Instance:
+    def _element(self, map_inst: Instance, index: int) -> Instance:
         args: list[Any] = []
         picks: list[tuple[int, int]] = []
         waits_on: list[Instance] = []
-        for position, iterable in enumerate(node.args):
+        for position, iterable in enumerate(map_inst.node.args):
             if isinstance(iterable, MapRef):
                 source = self.instances[iterable.node_id].children[index]
                 args.append(Ref(self.dag, source.task_id))
@@ -235,15 +235,15 @@ class RunGraph:
             else:
                 args.append(iterable[index])
         element = self._add(
-            f"{node.task_id}[{index}]",
-            node.task,
+            f"{map_inst.task_id}[{index}]",
+            map_inst.task,
             "element",
             tuple(args),
-            node.kwargs,
-            parent=node,
+            map_inst.node.kwargs,
+            parent=map_inst,
             picks=tuple(picks),
         )
-        node.children.append(element)
+        map_inst.children.append(element)
         for source in {id(s): s for s in waits_on}.values():
             self.new_edges.append((source.task_id, element.task_id, "data"))
             if source.state.ok:
@@ -253,9 +253,9 @@ class RunGraph:
                 return element
             source.on_success.append(element)
             element.waiting += 1
-        for source_id in dict.fromkeys(
-            it.node_id for it in node.args if isinstance(it, Ref) and not isinstance(it, MapRef)
-        ):
+        args_of_map = map_inst.node.args
+        whole = [a for a in args_of_map if isinstance(a, Ref) and not isinstance(a, MapRef)]
+        for source_id in dict.fromkeys(a.node_id for a in whole):
             self.new_edges.append((source_id, element.task_id, "data"))
         if element.waiting == 0:
             self.ready.append(element)

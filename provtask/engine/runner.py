@@ -248,7 +248,7 @@ class Engine:
             if pool.broken is not None:
                 stranded = [self.in_flight.forget(key)[0] for key in self.in_flight.keys_in(pool)]
                 if stranded and pool.client.status == "running":
-                    pool.client.cancel([inst.future for inst in stranded])
+                    pool.client.cancel([inst.attempts.future for inst in stranded])
                 for inst in stranded:
                     self.dispatch.cannot_run(inst, pool.broken)
 
@@ -263,13 +263,13 @@ class Engine:
     def abort(self, why: str) -> None:
         """Cancel in-flight attempts and mark every unfinished task cancelled."""
         in_flight = list(self.in_flight)
-        groups = _by_client([inst.future for inst, _, _ in in_flight])
+        groups = _by_client([inst.attempts.future for inst, _, _ in in_flight])
         running = running_on([client for client, _ in groups])  # started, worker by key
         for client, futures in groups:
             if client.status == "running":
                 client.cancel(futures)
         for inst, _, _ in in_flight:
-            started, worker = running.get(inst.key, (None, None))
+            started, worker = running.get(inst.attempts.key, (None, None))
             self.recorder.attempt_ended_without_report(
                 inst, AttemptStatus.CANCELLED, None, why, started_at=started, worker=worker
             )

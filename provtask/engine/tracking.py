@@ -48,8 +48,8 @@ class InFlight:
         return iter(list(self._attempts.values()))
 
     def add(self, key: str, inst: Instance, pool: Pool) -> None:
-        """Attempt ``inst.attempt`` of ``inst`` went to ``pool`` as Dask key ``key``."""
-        self._attempts[key] = (inst, inst.attempt, pool)
+        """Attempt ``inst.attempts.number`` of ``inst`` went to ``pool`` as Dask key ``key``."""
+        self._attempts[key] = (inst, inst.attempts.number, pool)
         pool.demand += pool.job_share(inst.task)
 
     def instance(self, key: str) -> Instance:
@@ -87,13 +87,13 @@ class InFlight:
         now = time.monotonic()
         found = []
         for key, (inst, _, _) in list(self._attempts.items()):
-            status = inst.future.status
+            status = inst.attempts.future.status
             if status == "finished":
                 since = self._unreported_since.setdefault(key, now)
                 if now - since > REPORT_GRACE:
                     found.append(Lost(key, inst, None, "finished without a provenance report"))
             elif status in ("error", "cancelled", "lost"):
-                exception = inst.future.exception() if status == "error" else None
+                exception = inst.attempts.future.exception() if status == "error" else None
                 waited = now - self._lost_since.setdefault(key, now)
                 cause = self.lost_workers.cause(exception, waited)
                 if cause is not None:
