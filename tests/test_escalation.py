@@ -137,6 +137,58 @@ def test_walltime_without_retries_fails_the_task(own_client, store_dir):
     assert (attempt["status"], attempt["failure_cause"]) == ("timeout", "timeout")
 
 
+def test_a_walltime_kill_its_nanny_does_not_answer_fails_the_task_without_stalling(
+    store_dir, tmp_path
+):
+    """The nanny of the overrunning task's worker is stopped (as on a hung host): the kill
+    request times out, the run goes on and says the task may still be running there."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from distributed import Client, LocalCluster
+
+    nanny_pid_file = tmp_path / "nanny.pid"
+
+    @task(walltime=1)
+    def overrun(pid_file: str) -> None:
+        nanny = os.getppid()  # a `dask worker` process: the nanny of this worker process
+        Path(pid_file).write_text(str(nanny))
+        os.kill(nanny, signal.SIGSTOP)
+        time.sleep(30)
+
+    @task
+    def after(value: None) -> None: ...
+
+    with DAG("hung-nanny") as dag:
+        after(overrun(str(nanny_pid_file)))
+    with (
+        LocalCluster(n_workers=0, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        command = [sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address]
+        worker = subprocess.Popen([*command, "--nthreads", "1", "--no-dashboard"])
+        try:
+            client.wait_for_workers(1, timeout=120)
+            started = time.monotonic()
+            result = dag.run(client=client, store=store_dir)
+            took = time.monotonic() - started
+        finally:
+            if nanny_pid_file.exists():
+                os.kill(int(nanny_pid_file.read_text()), signal.SIGCONT)
+            worker.terminate()
+            worker.wait(60)
+
+    assert took < 28  # the run did not wait for the 30 s task, nor hang on the nanny
+    assert result.states == {"overrun": "failed", "after": "upstream_failed"}
+    error = result.errors["overrun"]
+    assert "walltime of 1 s" in error and "could not be reached" in error
+    assert "no answer from its nanny" in error and "may run on there" in error
+    [attempt] = attempts_of(store_dir, result.run_id, "overrun")
+    assert (attempt["status"], attempt["failure_cause"]) == ("timeout", "timeout")
+
+
 CLUSTERS = """\
 default: small
 partitions:

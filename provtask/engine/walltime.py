@@ -12,7 +12,10 @@ import heapq
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+NANNY_TIMEOUT = 10.0  # seconds a nanny has to answer the request to kill its worker
 
 
 class Deadlines:
@@ -40,7 +43,7 @@ def stop_attempt(client: Any, future: Any, worker: str) -> tuple[bool, str | Non
     is being killed (it will leave the cluster), and what went wrong if anything."""
     client.cancel([future])  # first, so that Dask does not run it again elsewhere
     try:
-        killed = client.run(_kill_worker_process, workers=[worker], nanny=True)
+        killed = _on_nanny(client, worker, NANNY_TIMEOUT)
     except KeyError:
         return False, None  # the worker is already gone
     except (OSError, TimeoutError) as exc:  # CommClosedError is an OSError
@@ -54,6 +57,20 @@ def stop_attempt(client: Any, future: Any, worker: str) -> tuple[bool, str | Non
             "it returns; start workers with a nanny (the default) to have it stopped"
         )
     return True, None
+
+
+def _on_nanny(client: Any, worker: str, timeout: float) -> dict[str, int | None]:
+    """Kill ``worker``'s process through its nanny, waiting at most ``timeout`` seconds: a
+    nanny that does not answer (stopped, or its host hung) must not stall the run."""
+    caller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="provtask-walltime-kill")
+    try:
+        call = caller.submit(client.run, _kill_worker_process, workers=[worker], nanny=True)
+        try:
+            return call.result(timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no answer from its nanny within {timeout:.0f} s") from None
+    finally:
+        caller.shutdown(wait=False)
 
 
 def _kill_worker_process(dask_worker: Any) -> int | None:
