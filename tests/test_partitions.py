@@ -128,27 +128,27 @@ def test_a_job_that_can_never_start_is_reported_with_its_reason(tmp_path, store_
 
 def test_a_cancelled_worker_job_is_recorded_and_its_task_retried(tmp_path, store_dir):
     dag = provtask.load_dag_file(DAGS / "slow_on_cpu.py")
-    handle = dag.submit(
-        params={"n": 2, "seconds": 6}, store=store_dir, clusters=clusters_file(tmp_path)
-    )
-    store = Store(store_dir)
-    victim = None
-    deadline = time.monotonic() + 60
-    while victim is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-        workers = store.workers(handle.run_id)
-        if len(workers) == 2:
-            victim = workers["batch_job_id"].iloc[0]
-    assert victim is not None, "two workers never connected"
-    time.sleep(1)  # both tasks are running now
+    markers = tmp_path / "started"
+    markers.mkdir()
+    params = {"n": 2, "seconds": 6, "markers": str(markers), "together": 2}
+    handle = dag.submit(params=params, store=store_dir, clusters=clusters_file(tmp_path))
+    deadline = time.monotonic() + 300
+    while len(list(markers.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(list(markers.iterdir())) == 2, "the two tasks never ran at once"
+    victim = (markers / "0").read_text()  # the batch job running nap[0]
+    deadline = time.monotonic() + 30  # the engine hears of the second worker soon after
+    while handle.progress().jobs != "cpu: 2 running" and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert handle.progress().jobs == "cpu: 2 running"  # what the progress bar shows
     subprocess.run(["scancel", victim], check=True)
     result = handle.result(timeout=120)
     assert result.ok, result.errors
 
+    store = Store(store_dir)
     attempts = store.attempts(run=handle.run_id)
     lost = attempts[attempts["status"] == "lost"]
-    assert len(lost) >= 1  # the task(s) the cancelled job's worker held
+    assert "nap[0]" in set(lost["task_id"])  # the task the cancelled job's worker held
     assert lost["exc_type"].str.contains("KilledWorker").all()
     for task_id in lost["task_id"]:
         tries = attempts[attempts["task_id"] == task_id].set_index("attempt")
@@ -218,8 +218,10 @@ def test_a_task_asking_more_than_its_partition_has_is_refused_before_any_job(tmp
 
 def test_a_partition_scales_up_to_max_jobs_with_its_ready_tasks(tmp_path, store_dir):
     dag = provtask.load_dag_file(DAGS / "slow_on_cpu.py")
-    result = dag.run(
-        params={"n": 5, "seconds": 2},
+    markers = tmp_path / "started"
+    markers.mkdir()
+    result = dag.run(  # the first two tasks wait for each other: both jobs must do work
+        params={"n": 5, "seconds": 2, "markers": str(markers), "together": 2},
         store=store_dir,
         clusters=clusters_file(tmp_path, cpu={"max-jobs": 2}),
         cache=False,
