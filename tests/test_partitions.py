@@ -238,7 +238,8 @@ def test_a_partition_scales_up_to_max_jobs_with_its_ready_tasks(tmp_path, store_
 def test_an_idle_partition_gives_its_jobs_back_and_starts_again_when_needed(tmp_path, store_dir):
     dag = provtask.load_dag_file(DAGS / "phases.py")
     config = clusters_file(tmp_path, cpu={"idle-timeout": "1s"})
-    result = dag.run(params={"seconds": 6}, store=store_dir, clusters=config, cache=False)
+    params = {"seconds": 1, "store": str(store_dir)}  # the GPU task waits for the CPU job
+    result = dag.run(params=params, store=store_dir, clusters=config, cache=False)
     assert result.ok, result.errors
     store = Store(store_dir)
     cpu_jobs = store.jobs(result.run_id).query("partition == 'cpu'")
