@@ -3,8 +3,8 @@
 Tasks found in the store become cached; the others are grouped by pool, arity and worker
 resources into one ``client.map`` each: small tasks in batches (see :mod:`.batching`), heads
 of chains of small tasks with their chain (see :mod:`.chains`), the others one Dask task each.
-Arguments are resolved to the futures of upstream outputs where the consumer runs (loaded
-from the store for cached outputs and outputs of other partitions). Dask keys are named
+Arguments are resolved to the futures of upstream outputs where the consumer runs (see
+:mod:`.placement`). Dask keys are named
 ``<task>-<run>-<seq>.<attempt>``.
 """
 
@@ -21,11 +21,12 @@ from ..labels import template_of
 from ..mpi.call import worker_function
 from ..states import AttemptStatus, TaskState
 from ..tasks import TaskDef
-from .batching import Durations, Picked, Probing, take_picks
-from .cache import Cache, load_on_worker
+from .batching import Durations, Probing, take_picks
+from .cache import Cache
 from .chains import Chains, Hop, Segment, rider_key
 from .instance import Instance
 from .on_worker import AttemptCall, execute_attempt, execute_batch, execute_chain
+from .placement import Placement
 from .pools import Pools
 from .recorder import RunRecorder
 from .rungraph import RunGraph
@@ -54,9 +55,8 @@ class Dispatcher:
         self.recorder = recorder
         self.cache = cache
         self.in_flight = in_flight
-        self.store_root = store_root
         self.on_report = on_report
-        self.store_is_current = False  # whether the store has every output reported so far
+        self.placement = Placement(run_id, cache, recorder, store_root)
         self.threads: dict[str, tuple[Pool, int]] = {}  # worker address: its pool, threads
         self.durations = Durations()
         self.probing = Probing(self.durations)
@@ -82,7 +82,7 @@ class Dispatcher:
             batch = self._board(riders, batch)
         slots = sum(n for _, n in self.threads.values())
         batch = self.probing.admit(batch, slots, time.monotonic())
-        self.store_is_current = False
+        self.placement.outputs_reported()
         groups: dict[tuple, tuple[Pool, list[Instance]]] = {}
         for inst in batch:
             pool = self.pools.pool_for(inst.task)
@@ -92,7 +92,7 @@ class Dispatcher:
             groups.setdefault(group_key, (pool, []))[1].append(inst)
         for pool, instances in groups.values():
             calls, rows = [], []
-            load = functools.partial(self._input_future, pool=pool)
+            load = functools.partial(self.placement.input_future, pool=pool)
             for inst in instances:
                 inst.attempts.number += 1
                 inst.attempts.key = attempt_key(inst, self.run_id)
@@ -230,7 +230,7 @@ class Dispatcher:
 
         def load(upstream: Instance) -> Any:
             index = segment.positions.get(upstream.node.seq)
-            return Hop(index) if index is not None else self._input_future(upstream, pool)
+            return Hop(index) if index is not None else self.placement.input_future(upstream, pool)
 
         calls, rows, hops = [head_call], [head_row], [()]
         for rider in riders:
@@ -268,37 +268,6 @@ class Dispatcher:
         if found is None:
             found = self.callables[id(task)] = worker_function(task, self.pools.config)
         return found
-
-    def _input_future(self, inst: Instance, pool: Pool) -> Any:
-        """The future of an upstream output on ``pool``'s cluster."""
-        if inst.attempts.future is not None and inst.attempts.future.client is pool.client:
-            if inst.attempts.batch_index is not None:
-                return Picked(inst.attempts.future, inst.attempts.batch_index)
-            return inst.attempts.future
-        if inst.state is TaskState.CACHED and inst.attempts.future is None:
-            return self.cache.load(inst, pool.client)
-        return self._move(inst, pool)
-
-    def _move(self, inst: Instance, pool: Pool) -> Any:
-        """An output made on another partition's cluster, read from the store's artifact files
-        by a worker of ``pool`` (the store is on a filesystem every partition sees)."""
-        future = inst.caching.loaders.get(id(pool.client))
-        if future is None:
-            if not self.store_is_current:  # the output's artifact row must be committed
-                self.recorder.writer.flush()
-                self.store_is_current = True
-            path, data = self.cache.stored_artifact(inst.output_hash)
-            future = pool.client.submit(
-                load_on_worker,
-                inst.output_hash,
-                data,
-                self.store_root,
-                path,
-                key=f"moved-{inst.task.name}-{self.run_id}-{inst.node.seq}-{pool.name}",
-                pure=False,
-            )
-            inst.caching.loaders[id(pool.client)] = future
-        return future
 
 
 def attempt_key(inst: Instance, run_id: str) -> str:
