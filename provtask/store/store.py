@@ -17,9 +17,10 @@ import sqlite_utils
 
 from ..errors import NotFoundError, StoreError
 from ..states import AttemptStatus, RunStatus, TaskState
-from .artifacts import ArtifactFiles, check_hash, load_verified
+from .artifacts import ArtifactFiles
 from .connection import connect, database_path
 from .context import read_run_context
+from .outputs import load_artifact, task_output
 from .schema import migrate
 from .snapshot import SNAPSHOT_TABLES, load_snapshot, take_snapshot
 from .writer import StoreWriter
@@ -262,55 +263,14 @@ class Store:
     # -- artifacts --------------------------------------------------------------------------
     def load_artifact(self, hash_: str) -> Any:
         """The value of an artifact, after checking its bytes against the hash."""
-        check_hash(hash_)
-        row = self.conn.execute(
-            "SELECT path, data FROM artifacts WHERE hash = ?", (hash_,)
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(f"no artifact {hash_[:12]}… in {self.root}")
-        path, data = row
-        if data is None:
-            data = self.files.read(path)
-        return load_verified(data, hash_)
+        return load_artifact(self.conn, self.files, hash_)
 
     def output(self, run: str, task_id: str, *, partial: bool = False) -> Any:
         """The stored output of one task of a run (a list for a ``.map`` node).
 
         ``partial=True`` reads a map whose elements did not all succeed: a
         :class:`~provtask.partial.Failed` marker stands for each element without output."""
-        run_id = self.resolve_run(run)
-        row = self.conn.execute(
-            "SELECT kind, state, output_hash FROM tasks WHERE run_id = ? AND task_id = ?",
-            (run_id, task_id),
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(f"run {run_id} has no task {task_id!r}")
-        kind, state, output_hash = row
-        if kind == "map":
-            children = self.conn.execute(
-                "SELECT task_id, state, output_hash, error FROM tasks "
-                # By element index: rows of one batch are not inserted in element order.
-                "WHERE run_id = ? AND parent = ? "
-                "ORDER BY CAST(substr(task_id, length(parent) + 2) AS INTEGER)",
-                (run_id, task_id),
-            ).fetchall()
-            missing = [(child, st) for child, st, digest, _ in children if digest is None]
-            if missing and not partial:
-                child, child_state = missing[0]
-                raise NotFoundError(
-                    f"{len(missing)} of the {len(children)} elements of {task_id!r} in run "
-                    f"{run_id} have no output ({child!r}: {child_state}); pass partial=True "
-                    "for what the others produced"
-                )
-            from ..partial import Failed
-
-            return [
-                self.load_artifact(digest) if digest else Failed(child, child_state, error)
-                for child, child_state, digest, error in children
-            ]
-        if output_hash is None:
-            raise NotFoundError(f"task {task_id!r} of run {run_id} has no output (state {state})")
-        return self.load_artifact(output_hash)
+        return task_output(self.conn, self.files, self.resolve_run(run), task_id, partial)
 
     # -- helpers ----------------------------------------------------------------------------
     def _frame(self, sql: str, params: list[Any]) -> pd.DataFrame:
