@@ -112,6 +112,21 @@ def test_a_finished_run_is_read_from_its_snapshot_as_the_same_frame(store, table
     assert list(from_snapshot.dtypes) == list(from_sqlite.dtypes)
 
 
+def test_doctor_repair_snapshots_a_big_run_whose_driver_died(tmp_path):
+    """A driver killed before its run ended took no snapshot; the repair that records the
+    run as interrupted takes it."""
+    from provtask.store.doctor import check_store, repair
+
+    store = Store(tmp_path / "store")
+    queue_run(store, RUN, N, status="running")  # no heartbeat: its driver is gone
+    checkup = repair(check_store(store.root))
+    assert [p.kind for p in checkup.repaired] == ["dead run"] and checkup.healthy
+    assert store.run(RUN)["status"] == "interrupted"
+    assert snapshot_file(store, "tasks").is_file() and snapshot_file(store, "attempts").is_file()
+    from_snapshot, used_sqlite = reads_table(store, "tasks", lambda: store.tasks(RUN))
+    assert not used_sqlite and len(from_snapshot) == N
+
+
 def test_reads_never_write(store):
     database = store.root / DB_NAME
     before = (database.stat().st_mtime_ns, sorted(p.name for p in store.root.iterdir()))

@@ -5,7 +5,8 @@ and every artifact's bytes match its hash; files under ``artifacts/`` that no ro
 (orphans, and temporary files left by a killed worker); runs still ``running`` whose driver
 stopped writing its heartbeat. Checking changes nothing. Repairing (each problem says what it
 does) deletes orphan and corrupted files, drops rows of corrupted inline artifacts, and marks
-dead runs interrupted; it never touches a healthy row, and refuses while a run is alive.
+dead runs interrupted (taking the Parquet snapshots of the big ones, as a run does when it
+ends); it never touches a healthy row, and refuses while a run is alive.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .artifacts import ArtifactFiles, digest
 from .connection import BUSY_TIMEOUT_MS, database_path
 from .schema import SCHEMA_VERSION
 from .snapshot import bump_revisions
-from .store import STALE_AFTER, is_stale
+from .store import STALE_AFTER, Store, is_stale
 
 _TABLES = ("runs", "tasks", "attempts", "workers", "edges", "artifacts")
 
@@ -98,6 +99,7 @@ def repair(checkup: Checkup) -> Checkup:
             checkup.repaired.append(problem)
     finally:
         conn.close()
+    _snapshot_ended([p.subject for p in checkup.repaired if p.kind == "dead run"], checkup.store)
     checkup.problems = [p for p in checkup.problems if not p.repair]
     return checkup
 
@@ -245,7 +247,7 @@ def _check_runs(conn: sqlite3.Connection, checkup: Checkup) -> None:
                     run_id,
                     f"recorded as running, but its driver's last heartbeat was at {when}",
                     "record the run as interrupted, its unfinished tasks as cancelled and its "
-                    "unreported attempts as lost",
+                    "unreported attempts as lost (and snapshot it, if big)",
                 )
             )
     checkup.checked["runs"] = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
@@ -297,6 +299,18 @@ def _end_run(conn: sqlite3.Connection, root: Path, run_id: str) -> None:
         ),
     )
     conn.execute("COMMIT")
+
+
+def _snapshot_ended(run_ids: list[str], root: Path) -> None:
+    """Runs just ended by a repair get the snapshots their driver did not live to take."""
+    if not run_ids:
+        return
+    store = Store(root, create=False)
+    try:
+        for run_id in run_ids:
+            store.snapshot(run_id)
+    finally:
+        store.close()
 
 
 _REPAIRS = {
