@@ -95,3 +95,21 @@ def test_a_run_made_on_a_client_is_replayed_only_with_a_client_or_clusters(
         again = provtask.replay(first.run_id, store=store_dir, client=client).result()
     assert again.ok and Store(store_dir).output(again.run_id, "total") == 12
     assert callable(provtask.replay)  # not shadowed by the module that defines it
+
+
+def test_provtask_run_keep_reuses_the_outputs_of_edited_code(tmp_path, store_dir):
+    from click.testing import CliRunner
+
+    from provtask.cli import main
+
+    path = tmp_path / "keep.py"
+    path.write_text(SOURCE)
+    cli = CliRunner()
+    base = ["run", str(path), "--store", str(store_dir), "--no-progress", "--workers", "1"]
+    assert cli.invoke(main, base).exit_code == 0
+    path.write_text(EDITED)
+    kept = cli.invoke(main, [*base, "--keep", "scale", "--json"])
+    assert kept.exit_code == 0, kept.output
+    run_id = Store(store_dir).resolve_run("latest")
+    assert set(caches(store_dir, run_id).values()) == {"kept", "hit"}
+    assert Store(store_dir).run_context(run_id)["keep"] == ["scale"]

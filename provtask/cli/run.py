@@ -57,6 +57,12 @@ def parse_params(values: tuple[str, ...]) -> dict[str, str]:
     help="Recompute tasks whose name or id matches (fnmatch), and all downstream.",
 )
 @click.option(
+    "--keep",
+    multiple=True,
+    metavar="PATTERN",
+    help="Reuse recorded outputs of matching tasks although their code changed (same inputs).",
+)
+@click.option(
     "--record-env", multiple=True, metavar="NAME", help="Record this environment variable."
 )
 @click.option(
@@ -78,6 +84,7 @@ def run(
     no_cache: bool,
     progress_interval: float | None,
     refresh: tuple[str, ...],
+    keep: tuple[str, ...],
     record_env: tuple[str, ...],
     dry_run: bool,
     clusters_path: Path | None,
@@ -101,6 +108,7 @@ def run(
         clusters=clusters_path,
         cache=not no_cache,
         refresh=list(refresh),
+        keep=list(keep),
         record_env=list(record_env),
     )
     click.echo(f"run {handle.run_id} of DAG {dag.name!r} (store: {handle.store_path})", err=True)
