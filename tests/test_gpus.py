@@ -7,6 +7,7 @@ no real GPU: what is checked is which device ids each task is given).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -14,11 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlite_utils
+from click.testing import CliRunner
 from slurm import require_slurm
 from test_partitions import clusters_file
 
 import provtask
 from provtask import Store
+from provtask.analysis.report import write_html
+from provtask.cli import main
 from provtask.clusters.config import parse_clusters
 from provtask.clusters.jobqueue import cluster_kwargs, job_script
 from provtask.errors import ConfigError, ResourceError
@@ -31,8 +36,11 @@ from provtask.gpu_devices import (
     process_share,
 )
 from provtask.mpi.ranks import binding_devices
+from provtask.store.connection import DB_NAME
+from provtask.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DAGS = Path(__file__).parent / "dags"
+RUN = "20261202-120000-a1b2c3"
 
 
 # -- the allocator, without SLURM ------------------------------------------------------------
@@ -142,6 +150,27 @@ def test_each_rank_sees_one_device_from_its_local_rank(local_rank, device):
     assert done.stdout.split() == [device, device]
 
 
+# -- the store ---------------------------------------------------------------------------
+def test_a_store_of_version_10_is_migrated_and_its_attempts_gain_gpu_ids(tmp_path):
+    root = tmp_path / "store"
+    root.mkdir()
+    db = sqlite_utils.Database(root / DB_NAME)
+    for migration in MIGRATIONS[:10]:
+        migration(db)
+    db.execute("PRAGMA user_version = 10")
+    db["runs"].insert({"run_id": RUN, "dag_name": "old", "status": "success"})
+    db["tasks"].insert({"run_id": RUN, "task_id": "train", "state": "success"})
+    db["attempts"].insert({"run_id": RUN, "task_id": "train", "attempt": 1, "status": "success"})
+    db.conn.commit()
+    db.close()
+
+    store = Store(root)
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 11
+    attempts = store.attempts(RUN)
+    assert list(attempts["status"]) == ["success"] and attempts["gpu_ids"].isna().all()
+    store.close()
+
+
 # -- configuration ---------------------------------------------------------------------------
 def _partition(**settings: object):
     data = {
@@ -178,6 +207,12 @@ def test_asking_more_gpus_than_a_worker_process_has_is_refused(tmp_path):
         part.check_fits("train", make_resources(gpus=2))
 
 
+def _cli(*args: str) -> str:
+    done = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
 # -- on the local SLURM ----------------------------------------------------------------------
 @pytest.fixture
 def slurm() -> None:
@@ -207,6 +242,14 @@ def test_gpu_tasks_at_once_get_their_own_device_and_a_later_one_reuses_one(
     assert seen["after"]["devices"] in {"0", "1"}
     attempts = store.attempts(result.run_id)
     assert attempts["batch_job_id"].nunique() == 1  # the one job held both devices
+
+    # What the user reads: provtask tasks, provtask show and the report list the devices.
+    listed = _cli("tasks", result.run_id, "--json", "--store", str(store_dir))
+    assert {t["task_id"]: t["gpu_ids"] for t in json.loads(listed)} == dict(ids)
+    shown = _cli("show", result.run_id, "--store", str(store_dir))
+    assert f"meet-1 #1 success: GPUs {ids['meet-1']} on node4" in shown
+    html = write_html(store, result.run_id, tmp_path / "report.html").read_text()
+    assert "<th>gpu_ids</th>" in html
 
 
 @pytest.mark.timeout(400)
