@@ -213,6 +213,25 @@ def _cli(*args: str) -> str:
     return done.output
 
 
+@pytest.mark.timeout(300)
+def test_a_local_partition_gives_each_worker_process_its_own_device(tmp_path, store_dir):
+    """No batch system: the devices come from gpus-per-node, one per worker process."""
+    clusters = tmp_path / "gpus.yaml"
+    clusters.write_text(
+        "default: gpu\npartitions:\n  gpu: {scheduler: local, cores: 2, processes: 2, "
+        "gpus-per-node: 2}\n"
+    )
+    folder = tmp_path / "meeting"
+    folder.mkdir()
+    dag = provtask.load_dag_file(DAGS / "gpu_cases.py", "gpu_meeting")
+    result = dag.run(params={"folder": str(folder)}, store=store_dir, clusters=clusters)
+    assert result.ok, result.errors
+    store = Store(store_dir)
+    met = [store.output(result.run_id, t) for t in ("meet", "meet-1")]
+    assert sorted(m["devices"] for m in met) == ["0", "1"]
+    assert set(store.attempts(result.run_id)["gpu_ids"]) <= {"0", "1"}
+
+
 # -- on the local SLURM ----------------------------------------------------------------------
 @pytest.fixture
 def slurm() -> None:

@@ -124,9 +124,10 @@ def print_gpu_attempts(attempts: pd.DataFrame) -> None:
     gpu = attempts[attempts["gpu_ids"].notna()]
     click.echo("GPU attempts:")
     for row in gpu.head(MPI_SHOWN).itertuples():
+        job = f", batch job {row.batch_job_id}" if isinstance(row.batch_job_id, str) else ""
         click.echo(
             f"  {row.task_id} #{row.attempt} {row.status}: GPUs {row.gpu_ids} on "
-            f"{row.node or '-'} (worker {row.worker or '-'})"
+            f"{row.node or '-'}{job}, process {row.pid}"
         )
     if len(gpu) > MPI_SHOWN:
         click.echo(f"  … and {len(gpu) - MPI_SHOWN} more: provtask.Store(...).attempts(run)")
