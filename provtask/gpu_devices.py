@@ -103,7 +103,8 @@ class DeviceAllocator:
         self.variables = variables
         self._free = list(devices)
         self._lock = threading.Lock()
-        self._environ = threading.Lock()  # held by the Python GPU attempt in os.environ
+        # Held by the Python GPU attempt whose ids are in os.environ.
+        self.environ_lock = threading.Lock()
 
     def take(self, n: int) -> Binding:
         with self._lock:
@@ -137,18 +138,19 @@ class _Bound:
         self.allocator = allocator
         self.task = task
         self.report = report
-        self.in_process = not hasattr(task.fn, "with_gpus")  # MPI launches have it
+        # An MPI launch (provtask.mpi.attempt.MPICall) takes its ids through with_gpus.
+        self.in_process = not hasattr(task.fn, "with_gpus")
         self.binding: Binding | None = None
 
     def __enter__(self) -> Callable:
         allocator = self.allocator
         if self.in_process:
-            allocator._environ.acquire()
+            allocator.environ_lock.acquire()
         try:
             self.binding = allocator.take(self.task.gpus)
         except BaseException:
             if self.in_process:
-                allocator._environ.release()
+                allocator.environ_lock.release()
             raise
         self.report["gpu_ids"] = ",".join(self.binding.ids)
         if not self.in_process:
@@ -160,8 +162,8 @@ class _Bound:
         assert self.binding is not None
         allocator = self.allocator
         if self.in_process:
-            os.environ.update(dict.fromkeys(allocator.variables, ",".join(allocator.devices)))
-            allocator._environ.release()
+            os.environ.update(Binding(allocator.devices, allocator.variables).env())
+            allocator.environ_lock.release()
         allocator.give_back(self.binding)
 
 
