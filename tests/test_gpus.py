@@ -72,9 +72,10 @@ def test_a_python_attempt_has_its_ids_in_the_environment_only_while_it_runs(monk
     assert devices.take(2).ids == ("4", "5")  # a failed attempt gave its ids back
 
 
-def test_python_attempts_of_one_process_never_share_the_environment():
+def test_python_attempts_of_one_process_never_share_the_environment(monkeypatch):
     """Two threads of one worker process: the second Python GPU attempt waits for the first
     to give os.environ back, so neither sees the other's ids."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # the process's share, put back after
     devices = DeviceAllocator(("0", "1"), ("CUDA_VISIBLE_DEVICES",))
     seen: dict[str, list[str]] = {"a": [], "b": []}
 
