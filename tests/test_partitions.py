@@ -67,9 +67,12 @@ def test_a_dag_over_cpu_and_gpu_partitions(tmp_path, store_dir):
     assert set(by_task.loc[["score[0]", "score[1]", "score[2]"], "node"]) == {"node4"}
     assert set(by_task.loc[["prepare", "summarise"], "node"]) <= {"node1", "node2", "node3"}
     assert attempts["batch_job_id"].notna().all()
-    # The GPU tasks ran inside a job holding the partition's GPUs.
+    # The GPU tasks ran inside a job holding the partition's GPUs, each on one of them.
     scores = [store.output(result.run_id, f"score[{i}]") for i in range(3)]
-    assert {s["gpu"] for s in scores} == {"0,1"} and {s["node"] for s in scores} == {"node4"}
+    assert {s["gpu"] for s in scores} <= {"0", "1"} and {s["node"] for s in scores} == {"node4"}
+    assert [s["gpu"] for s in scores] == list(
+        by_task.loc[[f"score[{i}]" for i in range(3)], "gpu_ids"]
+    )
 
     workers = store.workers(result.run_id)
     assert set(workers["partition"]) == {"cpu", "gpu"}

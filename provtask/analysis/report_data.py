@@ -89,6 +89,8 @@ def _sample(seconds: pd.Series) -> list[float]:
 def _slowest(attempts: pd.DataFrame) -> pd.DataFrame:
     ran = attempts.dropna(subset=["duration"]).assign(seconds=_seconds)
     columns = ["task_id", "name", "attempt", "status", "seconds", "hostname", "worker"]
+    if "gpu_ids" in ran and ran["gpu_ids"].notna().any():  # the devices of GPU attempts
+        columns.append("gpu_ids")
     return ran.nlargest(SLOWEST, "seconds")[columns]
 
 

@@ -88,10 +88,12 @@ def print_run(store: Store, run_ref: str) -> None:
         )
     if info["status"] == "failed" and info["error"]:
         click.echo(f"engine error: {info['error'].splitlines()[0]}", err=True)
-    print_mpi_attempts(store.attempts(info["run_id"]))
+    attempts = store.attempts(info["run_id"])
+    print_mpi_attempts(attempts)
+    print_gpu_attempts(attempts)
 
 
-MPI_SHOWN = 10  # MPI attempts listed by provtask show
+MPI_SHOWN = 10  # MPI (and GPU) attempts listed by provtask show
 
 
 def print_mpi_attempts(attempts: pd.DataFrame) -> None:
@@ -113,6 +115,22 @@ def print_mpi_attempts(attempts: pd.DataFrame) -> None:
         click.echo(f"    $ {row.mpi_command}")
     if len(mpi) > MPI_SHOWN:
         click.echo(f"  … and {len(mpi) - MPI_SHOWN} more: provtask.Store(...).attempts(run)")
+
+
+def print_gpu_attempts(attempts: pd.DataFrame) -> None:
+    """One line per GPU attempt: the devices it ran on, where."""
+    if "gpu_ids" not in attempts or attempts["gpu_ids"].isna().all():
+        return
+    gpu = attempts[attempts["gpu_ids"].notna()]
+    click.echo("GPU attempts:")
+    for row in gpu.head(MPI_SHOWN).itertuples():
+        job = f", batch job {row.batch_job_id}" if isinstance(row.batch_job_id, str) else ""
+        click.echo(
+            f"  {row.task_id} #{row.attempt} {row.status}: GPUs {row.gpu_ids} on "
+            f"{row.node or '-'}{job}, process {row.pid}"
+        )
+    if len(gpu) > MPI_SHOWN:
+        click.echo(f"  … and {len(gpu) - MPI_SHOWN} more: provtask.Store(...).attempts(run)")
 
 
 @click.command()
@@ -141,8 +159,10 @@ def tasks(
     if frame["label"].isna().all() and not as_json:  # JSON keeps every key, always
         columns.remove("label")
     if not frame.empty:
-        frame, mpi_columns = with_last_mpi_attempt(frame, store.attempts(frame["run_id"].iloc[0]))
-        columns += mpi_columns
+        attempts = store.attempts(frame["run_id"].iloc[0])
+        frame, mpi_columns = with_last_mpi_attempt(frame, attempts)
+        frame, gpu_columns = with_last_gpu_ids(frame, attempts)
+        columns += mpi_columns + gpu_columns
     echo_frame(frame, as_json, [*columns, "output_hash", "error"])
 
 
@@ -181,6 +201,16 @@ def with_last_mpi_attempt(
         {"ranks": last["mpi_ranks"], "nodes": nodes, "exit_code": last["exit_code"]}
     ).astype({"ranks": "Int64", "exit_code": "Int64"})
     return tasks.join(extra, on="task_id"), ["ranks", "nodes", "exit_code"]
+
+
+def with_last_gpu_ids(
+    tasks: pd.DataFrame, attempts: pd.DataFrame
+) -> tuple[pd.DataFrame, list[str]]:
+    """Tasks with the devices of their last attempt, if any attempt of the run had GPUs."""
+    if "gpu_ids" not in attempts or attempts["gpu_ids"].isna().all():
+        return tasks, []
+    last = attempts.sort_values("attempt").groupby("task_id")["gpu_ids"].last()
+    return tasks.join(last, on="task_id"), ["gpu_ids"]
 
 
 @click.command(name="efficiency")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ResourceError
+from ..gpu_devices import DEFAULT_GPU_ENV
 from ..resources import Resources, format_walltime
 from .fields import KEYS, REQUIRED, SCHEDULERS
 
@@ -43,6 +44,7 @@ class PartitionConfig:
     memory: int | None = None
     walltime: int | None = None
     gpus_per_node: int = 0
+    gpu_env: tuple[str, ...] = DEFAULT_GPU_ENV  # variables naming a GPU attempt's devices
     queue: str | None = None
     account: str | None = None
     job_name: str | None = None
@@ -365,6 +367,11 @@ def _check_consistent(where: str, part: PartitionConfig) -> None:
         raise ConfigError(
             f"{where}: processes: {part.processes} does not divide gpus-per-node: "
             f"{part.gpus_per_node}; each worker process gets gpus-per-node / processes GPUs"
+        )
+    if part.gpu_env != DEFAULT_GPU_ENV and not part.gpus_per_node:
+        raise ConfigError(
+            f"{where}: gpu-env names the variables of a worker's GPUs, but the partition has "
+            "none; give gpus-per-node too, or leave gpu-env out"
         )
     if part.min_jobs > part.max_jobs:
         raise ConfigError(

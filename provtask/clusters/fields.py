@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..gpu_devices import GPU_ENV_CHOICES
 from ..resources import LAUNCHERS, parse_memory, parse_walltime
 
 SCHEDULERS = ("slurm", "pbs", "sge", "lsf", "htcondor", "local")
@@ -76,6 +77,22 @@ def _variables(value: Any, key: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, str(v)) for k, v in value.items()))
 
 
+def _gpu_env(value: Any, key: str) -> tuple[str, ...]:
+    """The variables that name a GPU attempt's devices, e.g. ``[CUDA_VISIBLE_DEVICES]``."""
+    names = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(names, list)
+        or not names
+        or not all(name in GPU_ENV_CHOICES for name in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ValueError(
+            f"{key}: expected a list of distinct names out of {', '.join(GPU_ENV_CHOICES)}, "
+            f"e.g. [CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES], got {value!r}"
+        )
+    return tuple(names)
+
+
 @dataclass(frozen=True)
 class Key:
     """One partition key: the attribute it sets, its reader, the schedulers it applies to."""
@@ -91,6 +108,7 @@ KEYS: dict[str, Key] = {
     "memory": Key("memory", _size, EVERY),
     "walltime": Key("walltime", _walltime, WITH_QUEUE),
     "gpus-per-node": Key("gpus_per_node", _integer(0), EVERY),
+    "gpu-env": Key("gpu_env", _gpu_env, EVERY),
     "queue": Key("queue", _text, WITH_QUEUE),
     "account": Key("account", _text, WITH_QUEUE),
     "job-name": Key("job_name", _text, BATCH),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..gpu_devices import DEFAULT_GPU_ENV, DEVICES_VARIABLE, GPU_ENV_VARIABLE
 from .config import PartitionConfig
 
 # dask-jobqueue's cluster class of each scheduler (its Job class is the cluster's job_cls).
@@ -67,7 +68,7 @@ def cluster_kwargs(partition: PartitionConfig) -> dict[str, Any]:
         "worker_command": WORKER_COMMAND,
         "nanny": True,
         "worker_extra_args": [*p.worker_extra_args, *_resources_args(p)],
-        "job_script_prologue": list(p.job_script_prologue),
+        "job_script_prologue": [*p.job_script_prologue, *_gpu_env_lines(p)],
         "job_extra_directives": _extra_directives(p),
         "job_directives_skip": list(p.job_directives_skip),
     }
@@ -104,7 +105,17 @@ def _local_kwargs(p: PartitionConfig) -> dict[str, Any]:
         kwargs["resources"] = p.worker_resources()
     if p.local_directory is not None:
         kwargs["local_directory"] = p.local_directory
+    if p.gpus_per_node:  # the machine's devices, from the config (see provtask.gpu_devices)
+        devices = ",".join(str(i) for i in range(p.gpus_per_node))
+        kwargs["env"] = {DEVICES_VARIABLE: devices, GPU_ENV_VARIABLE: ",".join(p.gpu_env)}
     return kwargs
+
+
+def _gpu_env_lines(p: PartitionConfig) -> list[str]:
+    """Tells the workers which variables name a GPU attempt's devices, when not the default."""
+    if not p.gpus_per_node or p.gpu_env == DEFAULT_GPU_ENV:
+        return []
+    return [f"export {GPU_ENV_VARIABLE}={','.join(p.gpu_env)}"]
 
 
 def _resources_args(p: PartitionConfig) -> list[str]:

@@ -47,7 +47,7 @@ class Pool:
         key = id(task)
         if key not in self._resources:
             offered = self.partition.worker_resources() if self.partition else {}
-            wanted = {"GPU": task.resources.gpus} if task.resources.gpus else {}
+            wanted = {"GPU": _gpus_held(task, offered)} if task.resources.gpus else {}
             self._resources[key] = {k: v for k, v in wanted.items() if k in offered} or None
         return self._resources[key]
 
@@ -60,7 +60,7 @@ class Pool:
         part, res = self.partition, task.resources
         shares = [res.cpus_per_task / part.cores]
         if res.gpus and part.gpus_per_node:
-            shares.append(res.gpus / part.gpus_per_node)
+            shares.append(_gpus_held(task, part.worker_resources()) / part.gpus_per_node)
         if res.memory and part.memory:
             shares.append(res.memory / part.memory)
         return max(shares)
@@ -90,3 +90,12 @@ class Pool:
 def jobs_needed(demand: float, min_jobs: int, max_jobs: int) -> int:
     """How many batch jobs a pool should have for ``demand`` jobs' worth of tasks."""
     return max(min_jobs, min(max_jobs, math.ceil(demand - 1e-9)))
+
+
+def _gpus_held(task: TaskDef, offered: dict[str, float]) -> float:
+    """The GPU slots a GPU task holds on its worker: an MPI task its ``gpus``; a Python task
+    all of its worker process's GPUs, so that one Python GPU task at a time has the process's
+    environment (see provtask.gpu_devices)."""
+    if task.kind == "python":
+        return max(task.resources.gpus, offered.get("GPU", 0))
+    return task.resources.gpus

@@ -21,6 +21,7 @@ from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..errors import TaskTimeout
+from ..gpu_devices import GPUTask, attempt_devices, setup_process
 from ..labels import make_label
 from ..mpi.attempt import MPICall
 from ..store.artifacts import ArtifactFiles, make_artifact
@@ -112,14 +113,15 @@ class RunPlugin(WorkerPlugin):
         self.functions = functions
         # cloudpickle drops source file names; keep them for readable worker tracebacks.
         self.filenames = tuple(
-            getattr(f, "__code__", None) and f.__code__.co_filename for f in functions
+            getattr(_own(f), "__code__", None) and _own(f).__code__.co_filename for f in functions
         )
         self.name = f"provtask-{run_id}"
 
     def setup(self, worker: Any) -> None:
         self.worker = worker
         install_stream_routing()
-        for function, filename in zip(self.functions, self.filenames, strict=True):
+        setup_process(worker.name, worker.state.total_resources.get("GPU", 0))
+        for function, filename in zip(map(_own, self.functions), self.filenames, strict=True):
             if filename and hasattr(function, "__code__"):
                 function.__code__ = _with_filename(function.__code__, filename)
         self.unsent: list[dict[str, Any]] = []
@@ -197,6 +199,11 @@ def batch_job_id() -> str | None:
     return next((os.environ[v] for v in _JOB_ID_VARIABLES if os.environ.get(v)), None)
 
 
+def _own(function: Callable) -> Callable:
+    """A task's own function, also when it runs on GPUs."""
+    return function.fn if isinstance(function, GPUTask) else function
+
+
 def _with_filename(code: CodeType, filename: str) -> CodeType:
     constants = tuple(
         _with_filename(c, filename) if isinstance(c, CodeType) else c for c in code.co_consts
@@ -236,13 +243,14 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
             args = list(args)
             for position, index in call.picks:
                 args[position] = args[position][index]
-        function = context.functions[call.function]
-        report["label"] = make_label(call.label, function, args, kwargs)
-        if isinstance(function, MPICall):  # launches ranks; reports their output itself
-            value = function.run(args, kwargs, report, context.files, call.key)
-        else:
-            with captured(report):  # the attempt's own print output
-                value = function(*args, **kwargs)
+        # A GPU task holds its devices until it ends (see provtask.gpu_devices).
+        with attempt_devices(context.functions[call.function], report) as function:
+            report["label"] = make_label(call.label, function, args, kwargs)
+            if isinstance(function, MPICall):  # launches ranks; reports their output itself
+                value = function.run(args, kwargs, report, context.files, call.key)
+            else:
+                with captured(report):  # the attempt's own print output
+                    value = function(*args, **kwargs)
     except BaseException as exc:  # the task's own failure: reported, not raised
         report["function_ended"] = time.time()
         _record_failure(report, exc, str(exc))

@@ -207,6 +207,7 @@ class RunRecorder:
                 "output_hash": artifact["hash"] if artifact else None,
                 "n_items": report.get("n_items"),
                 "failure_cause": report.get("failure_cause"),
+                "gpu_ids": report.get("gpu_ids"),
                 **report.get("mpi", {}),  # command, launcher, ranks, nodes, exit code, ...
             },
         )

@@ -8,6 +8,7 @@ the attempt is recorded.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -21,12 +22,13 @@ from typing import Any
 import cloudpickle
 
 from ..errors import IntegrityError, MPIError, TaskTimeout
+from ..gpu_devices import Binding
 from ..resources import format_walltime
 from ..store.artifacts import ArtifactFiles, digest, make_artifact
 from .command import MPICommand, MPIRun
 from .launch import LaunchSpec, launch_env, launch_line
 from .process import Outcome, run_streamed
-from .ranks import nodes_by_rank, noting_node
+from .ranks import binding_devices, nodes_by_rank, noting_node
 from .streams import bounded_text, tail_of
 
 ERROR_TAIL = 2000  # characters of the program's output quoted in a failure message
@@ -40,6 +42,11 @@ class MPICall:
     spec: LaunchSpec
     takes_comm: bool
     task: str
+    gpus: Binding | None = None  # the attempt's devices, one per rank (see .ranks)
+
+    def with_gpus(self, binding: Binding) -> MPICall:
+        """This launch on the devices of one attempt."""
+        return dataclasses.replace(self, gpus=binding)
 
     def run(
         self, args: tuple, kwargs: dict, report: dict[str, Any], files: ArtifactFiles, key: str
@@ -50,13 +57,15 @@ class MPICall:
         (folder / "nodes").mkdir(parents=True, exist_ok=True)
         try:
             program, cwd, command_env = self._program(args, kwargs, folder)
+            if self.gpus is not None:  # the launch sees all the attempt's devices
+                command_env = {**self.gpus.env(), **command_env}
             argv = launch_line(self.spec, program, command_env)
             env = launch_env(self.spec, command_env)
             _check_installed(self.task, argv[0], env, None)
             if not self.takes_comm:
                 _check_installed(self.task, program[0], env, cwd)
             outcome = run_streamed(
-                launch_line(self.spec, noting_node(folder / "nodes", program), command_env),
+                launch_line(self.spec, self._wrapped(program, folder), command_env),
                 env=env,
                 cwd=cwd,
                 stdout=folder / "stdout",
@@ -81,6 +90,12 @@ class MPICall:
             )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _wrapped(self, program: list[str], folder: Path) -> list[str]:
+        """What each rank starts: notes its node, picks its own device, runs ``program``."""
+        if self.gpus is not None:
+            program = binding_devices(self.gpus, program)
+        return noting_node(folder / "nodes", program)
 
     def _program(
         self, args: tuple, kwargs: dict, folder: Path

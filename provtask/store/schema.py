@@ -260,6 +260,11 @@ def _v10_labels(db: sqlite_utils.Database) -> None:
     db["tasks"].add_column("label", str)
 
 
+def _v11_gpu_ids(db: sqlite_utils.Database) -> None:
+    # The devices a GPU attempt ran on, as its CUDA_VISIBLE_DEVICES said them ("0", "0,1").
+    db["attempts"].add_column("gpu_ids", str)
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_function_end,
@@ -271,6 +276,7 @@ MIGRATIONS: list[Migration] = [
     _v8_snapshots,
     _v9_run_context,
     _v10_labels,
+    _v11_gpu_ids,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
