@@ -45,9 +45,10 @@ def estimated_job_end(submitted_at: float, connected_at: float, walltime: float)
     return max(submitted_at, connected_at - STARTUP_ALLOWANCE) + walltime
 
 
-def pause_and_retire_idle(dask_scheduler: Any, workers: list[str]) -> list[str]:
-    """On the scheduler: these workers get no new tasks; those that run none retire (their
-    nanny and job end). Returns the workers retired now."""
+def pause_and_retire_idle(workers: list[str], dask_scheduler: Any) -> list[str]:
+    """On the scheduler (``client.run_on_scheduler`` passes ``dask_scheduler``): these
+    workers get no new tasks; those that run none retire (their nanny and job end).
+    Returns the workers retired now."""
     stimulus = f"provtask-job-end-{time.time()}"
     idle = []
     for address in workers:
