@@ -13,6 +13,7 @@ import textwrap
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from slurm import require_accounting, require_slurm, wait_until_gone
 
@@ -150,7 +151,10 @@ def test_an_attempt_cut_by_its_jobs_walltime_is_retried_free_on_a_new_job(tmp_pa
 def test_a_worker_retires_before_its_jobs_end_and_a_fresh_job_takes_the_rest(tmp_path, store_dir):
     require_accounting()  # to ask sacct how the first job ended
     # Ten 4 s steps, each with a walltime of 30 s, in jobs of 1 minute whose workers take
-    # no task in their last 20 s: the first job cannot run them all.
+    # no task in their last 20 s: the first job cannot run them all. With max-jobs 2 the
+    # next job starts while the first still holds the last step's result, which moves over
+    # when the first retires (a lone worker could not hand it over: it would idle out its
+    # job).
     dag = dag_file(
         tmp_path,
         """
@@ -168,7 +172,8 @@ def test_a_worker_retires_before_its_jobs_end_and_a_fresh_job_takes_the_rest(tmp
                 value = step(value)
         """,
     )
-    config = clusters_file(tmp_path, walltime="00:01:00", **{"lifetime-margin": "20s"})
+    margin = {"lifetime-margin": "20s", "max-jobs": 2}
+    config = clusters_file(tmp_path, walltime="00:01:00", **margin)
     result = dag.run(store=store_dir, clusters=config, cache=False)
     assert result.ok, result.errors
 
@@ -179,10 +184,14 @@ def test_a_worker_retires_before_its_jobs_end_and_a_fresh_job_takes_the_rest(tmp
     assert len(jobs) >= 2
     first = sacct_job(jobs[0])
     assert first["State"] == "COMPLETED"  # its worker retired: the walltime never hit it
-    start, end = (datetime.fromisoformat(first[key]).timestamp() for key in ("Start", "End"))
-    assert end < start + 60
+    start, end = (
+        pd.Timestamp(datetime.fromisoformat(first[key]).timestamp(), unit="s", tz="UTC")
+        for key in ("Start", "End")
+    )
+    assert end < start + pd.Timedelta(seconds=60)
     on_first = attempts[attempts["batch_job_id"] == jobs[0]]
-    assert (on_first["started_at"] <= start + 60 - 30 + 1).all()  # each had its 30 s left
+    latest = start + pd.Timedelta(seconds=60 - 30 + 1)
+    assert (on_first["started_at"] <= latest).all()  # each had its 30 s left
     assert wait_until_gone(set(jobs)) == set()
 
 

@@ -94,7 +94,7 @@ def test_submissions_are_spaced_by_max_submit_rate(tmp_path, store_dir):
     assert result.ok, result.errors
     jobs = Store(store_dir).jobs(result.run_id).sort_values("submitted_at")
     assert len(jobs) == 3
-    gaps = jobs["submitted_at"].diff().dropna()
+    gaps = jobs["submitted_at"].diff().dropna().dt.total_seconds()
     assert (gaps >= 4.5).all(), gaps.tolist()  # 6 s, less what one sbatch may take
     assert wait_until_gone(set(jobs["job_id"])) == set()
 
@@ -144,7 +144,8 @@ def test_a_run_waits_out_submit_limit_refusals_and_records_them(
     assert refused["job_id"].isna().all()
     submitted = jobs[jobs["job_id"].notna()]
     assert len(submitted) == 1  # the third try went through, and ran both tasks
-    assert submitted["submitted_at"].iloc[0] - refused["submitted_at"].iloc[0] >= 14
+    waited = submitted["submitted_at"].iloc[0] - refused["submitted_at"].iloc[0]
+    assert waited.total_seconds() >= 14  # the pauses of 5 and 10 s
     attempts = Store(store_dir).attempts(run=result.run_id)
     assert set(attempts["batch_job_id"].dropna()) == set(submitted["job_id"])
     assert wait_until_gone(set(submitted["job_id"])) == set()

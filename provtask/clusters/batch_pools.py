@@ -152,6 +152,7 @@ class BatchPool(Pool):
         self.next_squeue = 0.0
         self.is_slurm = partition.scheduler == "slurm"
         self.noticed: list[JobEvent] = []  # job events seen between two calls of tend
+        self.limit_reached = False  # the last submission was refused for the submit limit
 
     def tend(self, now: float) -> list[JobEvent]:
         events = self._news()
@@ -202,13 +203,14 @@ class BatchPool(Pool):
         alive = [job for job in self.jobs.values() if not job.ended]
         running = sum(job.connected for job in alive)
         queued = [job for job in alive if not (job.connected or job.withdrawn)]
+        limit = "submit limit reached, trying again" if self.limit_reached else ""
         if not (running or queued):
-            return ""
+            return limit
         text = f"{running} running"
         if queued:
             reasons = sorted({job.reason for job in queued if job.reason})
             text += f", {len(queued)} queued" + (f" ({', '.join(reasons)})" if reasons else "")
-        return text
+        return f"{text}, {limit}" if limit else text
 
     # -- scaling ----------------------------------------------------------------------------
     def _scale(self, now: float) -> None:
@@ -255,12 +257,14 @@ class BatchPool(Pool):
         while self.watch.events:
             what, name, detail, when = self.watch.events.popleft()
             if what == "submitted":
+                self.limit_reached = False
                 self.jobs[name] = _Job(name, when, job_id=detail)
                 events.append(
                     JobEvent(name, {"job_id": detail, "submitted_at": when, "state": "SUBMITTED"})
                 )
             elif what == "held":
                 text, pause = detail
+                self.limit_reached = True
                 reason = f"submit limit reached; tried again in {pause:g} s"
                 error = _submission_error(text)
                 columns = {"submitted_at": when, "state": "REFUSED", "reason": reason}

@@ -31,6 +31,8 @@ class JobEnds:
         self.ends: dict[str, tuple[Pool, float]] = {}  # worker address -> its pool, job end
         self.held: list[Instance] = []
         self._added: dict[int, tuple[Pool, float]] = {}  # demand the held tasks added, by pool
+        self._memo: dict[tuple[int, float], tuple[str, ...] | None] = {}  # placements at ...
+        self._memo_now = float("nan")  # ... this time (one round of submissions)
 
     def connected(self, worker: str, pool: Pool, end: float | None) -> None:
         if end is not None:
@@ -60,6 +62,14 @@ class JobEnds:
         need = self.need(pool, task)
         if need is None:
             return None
+        if now != self._memo_now:
+            self._memo, self._memo_now = {}, now
+        key = (id(pool), need)
+        if key not in self._memo:
+            self._memo[key] = self._fitting(pool, need, now)
+        return self._memo[key]
+
+    def _fitting(self, pool: Pool, need: float, now: float) -> tuple[str, ...] | None:
         margin = pool.partition.retire_margin or 0.0  # type: ignore[union-attr]
         mine = [(worker, end - now) for worker, (p, end) in self.ends.items() if p is pool]
         fit = tuple(sorted(worker for worker, left in mine if left >= need and left > margin))
@@ -98,5 +108,5 @@ class JobEnds:
                 due.setdefault(id(pool), (pool, []))[1].append(worker)
         for pool, workers in due.values():
             if pool.client.status == "running":
-                with contextlib.suppress(OSError):  # the scheduler is closing
+                with contextlib.suppress(OSError, TimeoutError):  # the scheduler is closing
                     pool.client.run_on_scheduler(pause_and_retire_idle, workers)
