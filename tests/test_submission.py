@@ -72,11 +72,12 @@ def test_pauses_double_up_to_a_ceiling_and_start_again_after_a_submission():
     assert backoff.refused() == 5.0
 
 
-def test_the_pacer_hands_out_slots_a_fixed_interval_apart():
-    pacer = SubmitPacer(per_minute=30)  # one every 2 s
-    waits = [pacer.reserve() for _ in range(3)]
-    assert waits[0] == 0.0
-    assert waits[1] == pytest.approx(2.0, abs=0.1) and waits[2] == pytest.approx(4.0, abs=0.1)
+def test_the_pacer_allows_a_short_burst_then_hands_out_slots_a_fixed_interval_apart():
+    pacer = SubmitPacer(per_minute=30)  # a burst of 3, then one every 2 s
+    waits = [pacer.reserve() for _ in range(5)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3] == pytest.approx(2.0, abs=0.1) and waits[4] == pytest.approx(4.0, abs=0.1)
+    assert SubmitPacer(per_minute=6).burst == 1
 
 
 @pytest.mark.parametrize("rate", [0, -1, "fast", True])
@@ -89,7 +90,8 @@ def test_a_bad_max_submit_rate_is_refused(rate):
 def test_submissions_are_spaced_by_max_submit_rate(tmp_path, store_dir):
     require_slurm()
     dag = provtask.load_dag_file(DAGS / "slow_on_cpu.py")
-    config = clusters_file(tmp_path, **{"max-jobs": 3, "max-submit-rate": 10})  # 6 s apart
+    # 10 a minute: one at a time (no burst), 6 s apart
+    config = clusters_file(tmp_path, **{"max-jobs": 3, "max-submit-rate": 10})
     result = dag.run(params={"n": 3, "seconds": 4}, store=store_dir, clusters=config, cache=False)
     assert result.ok, result.errors
     jobs = Store(store_dir).jobs(result.run_id).sort_values("submitted_at")

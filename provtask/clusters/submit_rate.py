@@ -25,19 +25,22 @@ def is_submit_limit(error: str) -> bool:
 
 
 class SubmitPacer:
-    """Spaces the submissions of one partition ``60 / per_minute`` seconds apart."""
+    """Spaces the submissions of one partition ``60 / per_minute`` seconds apart, after a
+    first burst of six seconds' worth (``per_minute / 10`` jobs, at least one) at once."""
 
     def __init__(self, per_minute: float) -> None:
         self.interval = 60.0 / per_minute
-        self._next = float("-inf")
+        self.burst = max(1, int(per_minute // 10))
+        self._due = float("-inf")  # when the next submission would be due at the steady rate
         self._lock = threading.Lock()  # every pool of the partition has its own event loop
 
     def reserve(self) -> float:
         """Take the next submission slot; returns the seconds to wait for it."""
         with self._lock:
             now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
+            due = max(self._due, now)
+            slot = max(now, due - (self.burst - 1) * self.interval)
+            self._due = due + self.interval
             return slot - now
 
 
