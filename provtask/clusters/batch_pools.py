@@ -4,10 +4,13 @@ Each partition's cluster is scaled from the work the engine has submitted to it.
 submission is observed: a submission the batch system refuses, a job that pends for a
 reason that will not clear, or a job that ends before its worker connects makes the pool
 *broken*, which fails its tasks with the batch system's own words instead of waiting forever.
+Submissions are paced (``max-submit-rate``), and one refused because the user's submit limit
+is reached is tried again after a pause instead (see :mod:`.submit_rate`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import signal
 import subprocess
@@ -20,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from distributed.core import Status
 
+from .lifetime import estimated_job_end, slurm_job_end
 from .pool import JobEvent, Pool, jobs_needed
+from .submit_rate import Backoff, SubmitPacer, is_submit_limit, pacer_for
 
 if TYPE_CHECKING:
     from .config import PartitionConfig
@@ -68,6 +73,7 @@ class _Job:
     ended: bool = False  # seen gone before its worker connected
     hopeless_since: float | None = None
     reason: str | None = None
+    ends_at: float | None = None  # when its walltime runs out, once its worker connected
 
 
 @dataclass
@@ -77,13 +83,18 @@ class JobWatch:
     partition: str
     events: deque[tuple[str, str, Any, float]] = field(default_factory=deque)
     counter: itertools.count = field(default_factory=itertools.count)
+    pacer: SubmitPacer | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    closing: bool = False  # the pool is closing: a paused submission gives up
 
     def job_class(self, base: type) -> type:
         """A subclass of the scheduler's dask-jobqueue Job class that reports submissions.
 
         A refused submission is reported and leaves the job ``failed`` instead of raising
         inside the cluster's event loop (where it would only be logged, and the worker
-        would never arrive).
+        would never arrive). A submission waits for its turn under the partition's
+        ``max-submit-rate``; one refused for the user's submit limit is reported as
+        ``held`` and tried again after a pause, under a new name.
         """
         watch = self
 
@@ -93,20 +104,38 @@ class JobWatch:
 
             async def _start_observed(self) -> Any:
                 async with self.lock:
-                    if self.status == Status.created:
-                        self.provtask_name = f"{watch.partition}-{next(watch.counter)}"
-                        try:
-                            await self.start()
-                        except Exception as exc:
-                            self.status = Status.failed
-                            event = ("refused", self.provtask_name, str(exc), time.time())
-                        else:
-                            event = ("submitted", self.provtask_name, self.job_id, time.time())
-                        watch.events.append(event)
+                    while self.status == Status.created and not watch.closing:
+                        if await watch.submit(self):
+                            break
+                    if self.status == Status.created:  # the pool closed during a pause
+                        self.status = Status.failed
                 return self
 
         ObservedJob.__name__ = ObservedJob.__qualname__ = f"Observed{base.__name__}"
         return ObservedJob
+
+    async def submit(self, job: Any) -> bool:
+        """Submit one job in its turn; False when it should be tried again (submit limit)."""
+        if self.pacer is not None:
+            await asyncio.sleep(self.pacer.reserve())
+        job.provtask_name = f"{self.partition}-{next(self.counter)}"
+        try:
+            await job.start()
+        except Exception as exc:
+            text = str(exc)
+            if not is_submit_limit(text):
+                job.status = Status.failed
+                self.events.append(("refused", job.provtask_name, text, time.time()))
+                return True
+            pause = self.backoff.refused()
+            self.events.append(("held", job.provtask_name, (text, pause), time.time()))
+            deadline = time.monotonic() + pause
+            while not self.closing and time.monotonic() < deadline:
+                await asyncio.sleep(min(0.5, pause))
+            return False
+        self.backoff.accepted()
+        self.events.append(("submitted", job.provtask_name, job.job_id, time.time()))
+        return True
 
 
 class BatchPool(Pool):
@@ -115,6 +144,7 @@ class BatchPool(Pool):
     def __init__(self, partition: PartitionConfig, client: Any, cluster: Any, watch: JobWatch):
         super().__init__(partition.name, client, cluster, partition)
         self.watch = watch
+        watch.pacer = pacer_for(partition.name, partition.max_submit_rate)
         self.jobs: dict[str, _Job] = {}
         self.requested = 0
         self.last_scaled = float("-inf")
@@ -122,6 +152,7 @@ class BatchPool(Pool):
         self.next_squeue = 0.0
         self.is_slurm = partition.scheduler == "slurm"
         self.noticed: list[JobEvent] = []  # job events seen between two calls of tend
+        self.limit_reached = False  # the last submission was refused for the submit limit
 
     def tend(self, now: float) -> list[JobEvent]:
         events = self._news()
@@ -141,12 +172,25 @@ class BatchPool(Pool):
                 return job.submitted_at
         return None
 
+    def job_end(self, batch_job_id: str | None, now: float) -> float | None:
+        """When the walltime of a worker's batch job runs out (None: the partition has none)."""
+        part = self.partition
+        assert part is not None
+        job = next((j for j in self.jobs.values() if j.job_id == batch_job_id), None)
+        if part.walltime is None or job is None:
+            return None
+        if job.ends_at is None:
+            known = slurm_job_end(job.job_id) if self.is_slurm else None  # type: ignore[arg-type]
+            job.ends_at = known or estimated_job_end(job.submitted_at, now, part.walltime)
+        return job.ends_at
+
     def release(self, now: float) -> list[JobEvent]:
         """The run is over: its jobs are cancelled when the pool closes."""
         return self._news() + self._cancelled(now, "the run ended")
 
     def close(self) -> None:
         """Close the cluster; if that fails, cancel the jobs it knew of directly."""
+        self.watch.closing = True
         try:
             super().close()
         except Exception:
@@ -159,13 +203,14 @@ class BatchPool(Pool):
         alive = [job for job in self.jobs.values() if not job.ended]
         running = sum(job.connected for job in alive)
         queued = [job for job in alive if not (job.connected or job.withdrawn)]
+        limit = "submit limit reached, trying again" if self.limit_reached else ""
         if not (running or queued):
-            return ""
+            return limit
         text = f"{running} running"
         if queued:
             reasons = sorted({job.reason for job in queued if job.reason})
             text += f", {len(queued)} queued" + (f" ({', '.join(reasons)})" if reasons else "")
-        return text
+        return f"{text}, {limit}" if limit else text
 
     # -- scaling ----------------------------------------------------------------------------
     def _scale(self, now: float) -> None:
@@ -212,10 +257,18 @@ class BatchPool(Pool):
         while self.watch.events:
             what, name, detail, when = self.watch.events.popleft()
             if what == "submitted":
+                self.limit_reached = False
                 self.jobs[name] = _Job(name, when, job_id=detail)
                 events.append(
                     JobEvent(name, {"job_id": detail, "submitted_at": when, "state": "SUBMITTED"})
                 )
+            elif what == "held":
+                text, pause = detail
+                self.limit_reached = True
+                reason = f"submit limit reached; tried again in {pause:g} s"
+                error = _submission_error(text)
+                columns = {"submitted_at": when, "state": "REFUSED", "reason": reason}
+                events.append(JobEvent(name, {**columns, "error": error}))
             else:
                 message = _submission_error(detail)
                 self._break(

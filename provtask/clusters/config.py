@@ -26,6 +26,10 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 # What batch jobs get when the file leaves these out (dask-jobqueue's own defaults).
 DEFAULT_SHEBANG = "#!/usr/bin/env bash"
 DEFAULT_DEATH_TIMEOUT = 60.0
+DEFAULT_SUBMIT_RATE = 30.0  # batch jobs submitted per minute at most
+# A worker stops taking tasks this long before its job's walltime, unless lifetime-margin
+# says otherwise: a tenth of the walltime, at most 5 minutes.
+MARGIN_SHARE, MAX_DEFAULT_MARGIN = 0.1, 300.0
 EXAMPLES = {"cores": "'cores: 24'", "memory": "'memory: 90GB'", "disk": "'disk: 10GB'"}
 
 
@@ -66,6 +70,8 @@ class PartitionConfig:
     max_jobs: int = 1
     idle_timeout: float = 60.0
     pending_timeout: float = 60.0
+    lifetime_margin: float | None = None
+    max_submit_rate: float = DEFAULT_SUBMIT_RATE
     launcher: str | None = None
     launcher_args: tuple[str, ...] = ()
     mpi_env: tuple[tuple[str, str], ...] = ()
@@ -81,6 +87,8 @@ class PartitionConfig:
             "shebang": DEFAULT_SHEBANG,
             "death_timeout": DEFAULT_DEATH_TIMEOUT,
         }
+        if self.walltime is not None:
+            defaults["lifetime_margin"] = min(MAX_DEFAULT_MARGIN, MARGIN_SHARE * self.walltime)
         for attr, value in defaults.items():
             if getattr(self, attr) is None:
                 object.__setattr__(self, attr, value)
@@ -96,6 +104,11 @@ class PartitionConfig:
     @property
     def gpus_per_worker(self) -> int:
         return self.gpus_per_node // self.processes
+
+    @property
+    def retire_margin(self) -> float | None:
+        """Seconds before its job's walltime a worker stops taking tasks (None: no walltime)."""
+        return None if self.walltime is None else self.lifetime_margin
 
     def worker_resources(self) -> dict[str, float]:
         """Dask worker resources each worker of this partition declares, e.g. ``{"GPU": 2}``."""
@@ -376,6 +389,13 @@ def _check_consistent(where: str, part: PartitionConfig) -> None:
     if part.min_jobs > part.max_jobs:
         raise ConfigError(
             f"{where}: min-jobs: {part.min_jobs} is more than max-jobs: {part.max_jobs}"
+        )
+    if part.lifetime_margin is not None and (
+        part.walltime is None or part.lifetime_margin >= part.walltime
+    ):
+        raise ConfigError(
+            f"{where}: lifetime-margin: {part.lifetime_margin:g} s needs a walltime longer than "
+            "it (workers stop taking tasks that long before their job's walltime)"
         )
     if "--resources" in part.worker_extra_args:
         raise ConfigError(

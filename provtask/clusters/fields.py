@@ -54,6 +54,13 @@ def _duration(value: Any, key: str) -> float:
     return float(parse_walltime(value, field=key))
 
 
+def _rate(value: Any, key: str) -> float:
+    """Jobs per minute: a number above 0."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise ValueError(f"{key}: expected a number of jobs per minute above 0, e.g. 30, got {value!r}")
+
+
 def _walltime(value: Any, key: str) -> int:
     return parse_walltime(value, field=key)
 
@@ -130,6 +137,8 @@ KEYS: dict[str, Key] = {
     "max-jobs": Key("max_jobs", _integer(1), EVERY),
     "idle-timeout": Key("idle_timeout", _duration, BATCH),
     "pending-timeout": Key("pending_timeout", _duration, frozenset({"slurm"})),
+    "lifetime-margin": Key("lifetime_margin", _duration, WITH_QUEUE),
+    "max-submit-rate": Key("max_submit_rate", _rate, BATCH),
     "launcher": Key("launcher", _launcher, EVERY),
     "launcher-args": Key("launcher_args", _lines, EVERY),
     "mpi-env": Key("mpi_env", _variables, EVERY),

@@ -81,6 +81,10 @@ class Pool:
         """Note a worker's arrival; returns when its batch job was submitted, if known."""
         return None
 
+    def job_end(self, batch_job_id: str | None, now: float) -> float | None:
+        """When a worker's batch job reaches its walltime (None: not known, or no walltime)."""
+        return None
+
     def close(self) -> None:
         if self.cluster is not None:
             self.client.close()

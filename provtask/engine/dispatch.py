@@ -25,6 +25,7 @@ from .batching import Durations, Probing, take_picks
 from .cache import Cache
 from .chains import Chains, Hop, Segment, rider_key
 from .instance import Instance
+from .job_ends import JobEnds
 from .on_worker import AttemptCall, execute_attempt, execute_batch, execute_chain
 from .placement import Placement
 from .pools import Pools
@@ -59,6 +60,7 @@ class Dispatcher:
         self.placement = Placement(run_id, cache, recorder, store_root)
         self.threads: dict[str, tuple[Pool, int]] = {}  # worker address: its pool, threads
         self.durations = Durations()
+        self.job_ends = JobEnds()  # tasks placed by the time left in workers' batch jobs
         self.probing = Probing(self.durations)
         self.chains = Chains(self.durations)
         self.batches = 0  # batches submitted so far: arguments may then hold batch picks
@@ -83,14 +85,20 @@ class Dispatcher:
         slots = sum(n for _, n in self.threads.values())
         batch = self.probing.admit(batch, slots, time.monotonic())
         self.placement.outputs_reported()
-        groups: dict[tuple, tuple[Pool, list[Instance]]] = {}
+        groups: dict[tuple, tuple[Pool, list[Instance], tuple[str, ...] | None]] = {}
+        now = time.time()
         for inst in batch:
             pool = self.pools.pool_for(inst.task)
+            workers = self.job_ends.workers_for(pool, inst.task, now)
+            if workers == () and pool.broken is None:  # no worker has time enough left
+                self.job_ends.hold(inst, pool)
+                continue
             arity = len(inst.node.args) + len(inst.node.kwargs)
             resources = pool.task_resources(inst.task)
-            group_key = (id(pool), arity, tuple(sorted(resources.items())) if resources else ())
-            groups.setdefault(group_key, (pool, []))[1].append(inst)
-        for pool, instances in groups.values():
+            resource_key = tuple(sorted(resources.items())) if resources else ()
+            group_key = (id(pool), arity, resource_key, workers)
+            groups.setdefault(group_key, (pool, [], workers))[1].append(inst)
+        for pool, instances, workers in groups.values():
             calls, rows = [], []
             load = functools.partial(self.placement.input_future, pool=pool)
             for inst in instances:
@@ -126,7 +134,7 @@ class Dispatcher:
                 rows.append(arguments)
                 self.in_flight.add(inst.attempts.key, inst, pool)
             if calls:
-                self._send(pool, calls, rows)
+                self._send(pool, calls, rows, workers)
 
     def _board(self, riders: list[Instance], ready: list[Instance]) -> list[Instance]:
         """Riders of fused chains that are ready take their place in flight (see .chains);
@@ -152,10 +160,17 @@ class Dispatcher:
                 self.on_report(report)
         return others
 
-    def _send(self, pool: Pool, calls: list[AttemptCall], rows: list[tuple]) -> None:
-        """Submit attempts of one pool, arity and resources: small tasks in batches
-        (see .batching), heads of chains of small tasks with their chain (see .chains), the
-        others one Dask task each."""
+    def _send(
+        self,
+        pool: Pool,
+        calls: list[AttemptCall],
+        rows: list[tuple],
+        workers: tuple[str, ...] | None = None,
+    ) -> None:
+        """Submit attempts of one pool, arity, resources and ``workers`` (those with time
+        enough left in their job; None: any): small tasks in batches (see .batching),
+        heads of chains of small tasks with their chain (see .chains), the others one Dask
+        task each."""
         alone: list[int] = []
         batchable: dict[str, list[int]] = {}
         for i, call in enumerate(calls):
@@ -187,6 +202,8 @@ class Dispatcher:
             key=keys,
             pure=False,
             resources=pool.task_resources(self.in_flight.instance(keys[0]).task),
+            workers=list(workers) if workers else None,
+            allow_other_workers=False,
         )
         for key, future in zip(keys, futures, strict=True):
             self.in_flight.instance(key).attempts.future = future

@@ -3,6 +3,7 @@ retries, docs/restart.md).
 
 Causes: ``oom`` (the task raised ``MemoryError``, or its worker was killed for its memory
 use), ``timeout`` (past its walltime), ``node_failure`` (its worker or batch job was lost),
+``job_walltime`` (its batch job reached its walltime: retried without using a retry),
 ``error`` (anything else the task raised).
 """
 
@@ -43,13 +44,17 @@ class LostWorkers:
     def __init__(self) -> None:
         self.oom: dict[str, str] = {}  # worker address -> what the cluster saw
         self.exits: dict[str, str] = {}  # worker address -> how its process ended
+        self.walltime: dict[str, str] = {}  # worker address -> how its job's walltime ended it
 
     def note(self, event: dict[str, Any]) -> None:
-        """A ``worker-left``, ``worker-oom`` or ``worker-exit`` event of the run's plugins."""
+        """A ``worker-left``, ``worker-oom`` or ``worker-exit`` event of the run's plugins, or
+        ``{"worker": ..., "job_walltime": how}`` for a worker whose job's walltime ended it."""
         if "oom" in event:
             self.oom[event["worker"]] = event["oom"]
         if "exit" in event:
             self.exits[event["worker"]] = event["exit"]
+        if "job_walltime" in event:
+            self.walltime[event["worker"]] = event["job_walltime"]
 
     def cause(self, exc: BaseException | None, waited: float) -> tuple[str, str] | None:
         """``(cause, explanation)`` of an attempt lost with its worker, or None while news
@@ -59,6 +64,8 @@ class LostWorkers:
         worker = getattr(last_worker, "address", None)
         if worker in self.oom:
             return "oom", f"out of memory: {self.oom[worker]}"
+        if worker in self.walltime:
+            return "job_walltime", self.walltime[worker]
         if worker is not None and waited < LOST_GRACE:
             return None
         return "node_failure", self.exits.get(worker, "")

@@ -12,10 +12,15 @@ from ..states import AttemptStatus
 from .chains import Chains
 from .dispatch import Dispatcher
 from .failures import Retries, reported_cause
+from .instance import Instance
 from .recorder import RunRecorder
 from .rungraph import RunGraph
 from .tracking import InFlight, Lost
 from .walltime import stop_attempt
+
+# Attempts a task may lose to its batch job's walltime without using its retries (a task
+# without a walltime that cannot finish within one job must not run forever).
+FREE_WALLTIME_RETRIES = 3
 
 
 class Outcomes:
@@ -34,6 +39,7 @@ class Outcomes:
         self.in_flight = in_flight
         self.retries = retries
         self.dispatch = dispatch
+        self.walltime_losses: dict[int, int] = {}  # by task seq: attempts lost to job walltimes
 
     @property
     def chains(self) -> Chains:
@@ -101,8 +107,11 @@ class Outcomes:
                 if exc
                 else f"{lost.why}; {lost.what}"
             )
+        if lost.cause == "job_walltime":
+            self.chains.leave(inst)
+            message += self._walltime_loss(inst)
         # Maybe not the culprit:
-        if inst.attempts.batch_index is not None or inst.attempts.chain is not None:
+        elif inst.attempts.batch_index is not None or inst.attempts.chain is not None:
             group = "a batch" if inst.attempts.batch_index is not None else "a fused chain"
             self.chains.leave(inst)
             inst.attempts.uncounted += 1
@@ -111,3 +120,15 @@ class Outcomes:
             inst, AttemptStatus.LOST, exc_type, message, lost.cause
         )
         self.retries.attempt_failed(inst, message, lost.cause)
+
+    def _walltime_loss(self, inst: Instance) -> str:
+        """An attempt lost because its batch job reached its walltime is free, a few times."""
+        seq = inst.node.seq
+        losses = self.walltime_losses[seq] = self.walltime_losses.get(seq, 0) + 1
+        if losses > FREE_WALLTIME_RETRIES:
+            return (
+                f"; lost to a job's walltime {losses} times: give the task a walltime (it then "
+                "goes to a job with that long left), or raise the partition's walltime"
+            )
+        inst.attempts.uncounted += 1
+        return "; it is retried in another batch job without using a retry"

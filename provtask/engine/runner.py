@@ -201,11 +201,15 @@ class Engine:
             self.workers.add(report["worker"])
             self.dispatch.threads[report["worker"]] = (pool, report["nthreads"])
             submitted_at = pool.worker_connected(report["batch_job_id"])
+            end = pool.job_end(report["batch_job_id"], report["time"])
+            self.dispatch.job_ends.connected(report["worker"], pool, end)
             self.recorder.worker_connected(report, pool.name, submitted_at)
         elif op in ("worker-oom", "worker-exit"):
             self.in_flight.lost_workers.note(report)
         elif op == "worker-left":
             self.in_flight.lost_workers.note(report)
+            if why := self.dispatch.job_ends.left(report["worker"], report["time"]):
+                self.in_flight.lost_workers.note({"worker": report["worker"], "job_walltime": why})
             self.retries.worker_left(report["worker"])
             self.dispatch.threads.pop(report["worker"], None)
             if report["worker"] in self.workers:
@@ -251,6 +255,8 @@ class Engine:
                     pool.client.cancel([inst.attempts.future for inst in stranded])
                 for inst in stranded:
                     self.dispatch.cannot_run(inst, pool.broken)
+        self.dispatch.job_ends.retire_expiring(now)
+        self.retries.ready += self.dispatch.job_ends.release()  # placed again by _advance
 
     def _let_go_of_released_futures(self) -> None:
         """Drop the last references to released futures inside the client's event loop, where

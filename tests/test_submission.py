@@ -1,0 +1,153 @@
+"""Submitting batch jobs politely, on the real local SLURM (``.ci/start-slurm.sh``).
+
+Submissions of a partition are spaced by its ``max-submit-rate``, and a submission refused
+because the user's submit limit is reached is recorded and tried again later; the run does
+not fail.
+
+The local SLURM runs with ``AccountingStorageEnforce=none``, so a QOS or association
+``MaxSubmitJobs`` limit set with sacctmgr is not enforced and no real sbatch refuses a job
+for it. The end-to-end test therefore puts a stand-in ``sbatch`` first on PATH that refuses
+the first two submissions with SLURM's own words, then hands every submission to the real
+sbatch: everything else (the jobs, the workers, the store) is real.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+from slurm import require_slurm, wait_until_gone
+
+import provtask
+from provtask import Store
+from provtask.clusters.config import parse_clusters
+from provtask.clusters.submit_rate import Backoff, SubmitPacer, is_submit_limit
+from provtask.errors import ConfigError
+
+DAGS = Path(__file__).parent / "dags"
+# What sbatch prints for a QOS MaxSubmitJobsPerUser limit, an association MaxSubmitJobs
+# limit, and a per-job limit (which waiting never clears), as users reported them.
+QOS_LIMIT = (
+    "sbatch: error: QOSMaxSubmitJobPerUserLimit\n"
+    "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy "
+    "(job submit limit, user's size and/or time limits)"
+)
+ASSOC_LIMIT = QOS_LIMIT.replace("QOSMaxSubmitJobPerUserLimit", "AssocMaxSubmitJobLimit")
+PER_JOB_LIMIT = QOS_LIMIT.replace("QOSMaxSubmitJobPerUserLimit", "QOSMaxWallDurationPerJobLimit")
+
+
+def clusters_file(tmp_path: Path, **settings: object) -> Path:
+    settings = {
+        "scheduler": "slurm",
+        "queue": "cpu",
+        "cores": 1,
+        "memory": "1GB",
+        "walltime": "00:10:00",
+        "job-name": "wall15-submit",
+        "log-directory": str(tmp_path / "logs"),
+        "idle-timeout": "5s",
+        **settings,
+    }
+    lines = ["default: cpu", "partitions:", "  cpu:"]
+    lines += [f"    {key}: {value!r}" for key, value in settings.items()]
+    path = tmp_path / "clusters.yaml"
+    path.write_text("\n".join(lines).replace("'", '"') + "\n")
+    return path
+
+
+def test_submit_limit_refusals_are_told_from_other_refusals():
+    assert is_submit_limit(QOS_LIMIT) and is_submit_limit(ASSOC_LIMIT)
+    assert not is_submit_limit(PER_JOB_LIMIT)  # the job itself is too big: waiting is no use
+    assert not is_submit_limit("sbatch: error: invalid partition specified: nope")
+
+
+def test_pauses_double_up_to_a_ceiling_and_start_again_after_a_submission():
+    backoff = Backoff()
+    pauses = [backoff.refused() for _ in range(9)]
+    assert pauses[:3] == [5.0, 10.0, 20.0] and max(pauses) == 300.0
+    backoff.accepted()
+    assert backoff.refused() == 5.0
+
+
+def test_the_pacer_allows_a_short_burst_then_hands_out_slots_a_fixed_interval_apart():
+    pacer = SubmitPacer(per_minute=30)  # a burst of 3, then one every 2 s
+    waits = [pacer.reserve() for _ in range(5)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3] == pytest.approx(2.0, abs=0.1) and waits[4] == pytest.approx(4.0, abs=0.1)
+    assert SubmitPacer(per_minute=6).burst == 1
+
+
+@pytest.mark.parametrize("rate", [0, -1, "fast", True])
+def test_a_bad_max_submit_rate_is_refused(rate):
+    partition = {"scheduler": "slurm", "cores": 1, "memory": "1GB", "max-submit-rate": rate}
+    with pytest.raises(ConfigError, match="max-submit-rate: expected a number of jobs per minute"):
+        parse_clusters({"default": "cpu", "partitions": {"cpu": partition}})
+
+
+def test_submissions_are_spaced_by_max_submit_rate(tmp_path, store_dir):
+    require_slurm()
+    dag = provtask.load_dag_file(DAGS / "slow_on_cpu.py")
+    # 10 a minute: one at a time (no burst), 6 s apart
+    config = clusters_file(tmp_path, **{"max-jobs": 3, "max-submit-rate": 10})
+    result = dag.run(params={"n": 3, "seconds": 4}, store=store_dir, clusters=config, cache=False)
+    assert result.ok, result.errors
+    jobs = Store(store_dir).jobs(result.run_id).sort_values("submitted_at")
+    assert len(jobs) == 3
+    gaps = jobs["submitted_at"].diff().dropna().dt.total_seconds()
+    assert (gaps >= 4.5).all(), gaps.tolist()  # 6 s, less what one sbatch may take
+    assert wait_until_gone(set(jobs["job_id"])) == set()
+
+
+@pytest.fixture
+def refusing_sbatch(tmp_path, monkeypatch) -> Path:
+    """A stand-in sbatch first on PATH: refuses twice with SLURM's words, then submits."""
+    real = shutil.which("sbatch")
+    assert real is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    count = tmp_path / "refusals"
+    script = bin_dir / "sbatch"
+    script.write_text(
+        "#!/usr/bin/env bash\n"
+        f"count=$(cat {count} 2>/dev/null || echo 0)\n"
+        'if [ "$count" -lt 2 ]; then\n'
+        f"    echo $((count + 1)) > {count}\n"
+        f"    printf '%s\\n' \"{QOS_LIMIT}\" >&2\n"
+        "    exit 1\n"
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return count
+
+
+def test_a_run_waits_out_submit_limit_refusals_and_records_them(
+    tmp_path, store_dir, refusing_sbatch
+):
+    require_slurm()
+    dag = provtask.load_dag_file(DAGS / "slow_on_cpu.py")
+    config = clusters_file(tmp_path, **{"max-jobs": 1})
+    result = dag.run(params={"n": 2, "seconds": 1}, store=store_dir, clusters=config, cache=False)
+    assert result.ok, result.errors
+    assert refusing_sbatch.read_text().strip() == "2"
+
+    jobs = Store(store_dir).jobs(result.run_id).sort_values("submitted_at")
+    refused = jobs[jobs["state"] == "REFUSED"]
+    assert len(refused) == 2
+    assert refused["error"].str.contains("QOSMaxSubmitJobPerUserLimit").all()
+    assert list(refused["reason"]) == [
+        "submit limit reached; tried again in 5 s",
+        "submit limit reached; tried again in 10 s",
+    ]
+    assert refused["job_id"].isna().all()
+    submitted = jobs[jobs["job_id"].notna()]
+    assert len(submitted) == 1  # the third try went through, and ran both tasks
+    waited = submitted["submitted_at"].iloc[0] - refused["submitted_at"].iloc[0]
+    assert waited.total_seconds() >= 14  # the pauses of 5 and 10 s
+    attempts = Store(store_dir).attempts(run=result.run_id)
+    assert set(attempts["batch_job_id"].dropna()) == set(submitted["job_id"])
+    assert wait_until_gone(set(submitted["job_id"])) == set()
