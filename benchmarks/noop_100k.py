@@ -28,8 +28,10 @@ from .engine import BatchedDask, PlainDask, noop, noop_task
 
 def writer_peak_mb() -> float:
     """The peak RSS of this process's store writer process, MB (0 if there is none)."""
-    from provtask.store.writer_channel import writer_pid
-
+    try:
+        from provtask.store.writer_channel import writer_pid
+    except ImportError:  # provtask before the writer process: its writer is a thread
+        return 0.0
     pid = writer_pid()
     if pid is None:
         return 0.0

@@ -1,21 +1,27 @@
 """Applying one batch of queued row operations to SQLite in one transaction.
 
-An operation is ``[verb, table, data, where]``: ``verb`` is ``INSERT``, ``INSERT OR IGNORE`` or
-``UPDATE``; ``data`` the row (inserts) or the changed columns (updates), a dict; ``where`` the
-updated row's key columns, a dict, or None for inserts. Nothing here knows the tables: the
+An operation is ``[verb, table, data, where, as_json]``: ``verb`` is ``INSERT``, ``INSERT OR
+IGNORE`` or ``UPDATE``; ``data`` the row (inserts) or the changed columns (updates), a dict;
+``where`` the updated row's key columns, a dict, or None for inserts; ``as_json`` the columns of
+``data`` whose values are stored as JSON text, encoded here rather than on the engine's
+thread (or an empty tuple). Nothing here knows the tables: the
 statements are built from the operations' own column names, and primary keys are read from
 the database. Used by the writer process (``writer_process.py``).
 """
 
 from __future__ import annotations
 
+import json
 import operator
 import sqlite3
 from typing import Any
 
 from .snapshot import SNAPSHOT_TABLES, bump_revisions
 
-Operation = list  # [verb, table, data, where]
+Operation = list  # [verb, table, data, where, as_json]
+
+# One encoder for every JSON column: json.dumps with options builds a new one per call.
+encode_json = json.JSONEncoder(default=repr, sort_keys=True).encode
 
 
 class BatchApplier:
@@ -49,7 +55,7 @@ class BatchApplier:
         """
         inserts: dict[tuple, list[tuple]] = {}
         updates: dict[tuple, list[tuple]] = {}
-        for verb, table, data, where in self._coalesce(batch):
+        for verb, table, data, where, _ in self._coalesce(batch):
             if where is None:
                 inserts.setdefault((verb, table, tuple(data)), []).append(tuple(data.values()))
             else:
@@ -64,7 +70,9 @@ class BatchApplier:
         ops: list[Operation] = []
         by_row: dict[tuple, Operation] = {}
         for op in batch:
-            verb, table, data, where = op
+            verb, table, data, where, as_json = op
+            for column in as_json:
+                data[column] = encode_json(data[column])
             if verb == "UPDATE":
                 row_key = self._where_key(table, where)
                 earlier = by_row.get(row_key)
@@ -115,7 +123,7 @@ def _changed_runs(batch: list[Operation]) -> set[str]:
     """The runs whose tasks or attempts the batch writes (their snapshots become stale)."""
     return {
         (data if where is None else where)["run_id"]
-        for _, table, data, where in batch
+        for _, table, data, where, _ in batch
         if table in SNAPSHOT_TABLES
     }
 

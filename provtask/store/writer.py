@@ -59,23 +59,30 @@ class StoreWriter:
         return self._channel.pid
 
     # -- queueing (any thread) --------------------------------------------------------------
-    def insert(self, table: str, row: dict[str, Any], *, ignore: bool = False) -> None:
+    def insert(
+        self, table: str, row: dict[str, Any], *, ignore: bool = False, as_json: tuple = ()
+    ) -> None:
         """Queue an insert (the writer owns ``row`` from now on); ``ignore`` keeps an
-        existing row with the same key."""
+        existing row with the same key; ``as_json``: columns whose values the writer process
+        stores as JSON text."""
         if self._error is not None:
             self._raise()
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
         with self._lock:
-            self._ops.append(["INSERT OR IGNORE" if ignore else "INSERT", table, row, None])
+            self._ops.append([verb, table, row, None, as_json])
             full = len(self._ops) >= self._max_batch
         if full:
             self._ship()
 
-    def update(self, table: str, where: dict[str, Any], changes: dict[str, Any]) -> None:
-        """Queue ``UPDATE table SET changes WHERE where`` (``where`` names the primary key)."""
+    def update(
+        self, table: str, where: dict[str, Any], changes: dict[str, Any], as_json: tuple = ()
+    ) -> None:
+        """Queue ``UPDATE table SET changes WHERE where`` (``where`` names the primary key;
+        ``as_json`` as for :meth:`insert`)."""
         if self._error is not None:
             self._raise()
         with self._lock:
-            self._ops.append(["UPDATE", table, changes, where])
+            self._ops.append(["UPDATE", table, changes, where, as_json])
             full = len(self._ops) >= self._max_batch
         if full:
             self._ship()
