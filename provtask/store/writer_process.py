@@ -4,8 +4,9 @@ Started by ``writer_channel.WriterChannel``, which runs ``main()`` in a new inte
 
 One process per driver process writes for all of its runs (one *session* per run's
 ``StoreWriter``), so SQLite's work and the writer's Python never take the driver's interpreter
-lock. It reads frames from stdin and answers on stdout; a frame is a 4-byte big-endian length
-and a pickle:
+lock. It reads frames from stdin and answers on stdout; a frame is a 4-byte big-endian length,
+one byte saying how the message is encoded (``marshal``, about twice as fast as ``pickle`` for
+rows of built-in values, or ``pickle`` for a batch holding anything else) and the message:
 
 - ``("open", session, database)``: open a connection to the database file;
 - ``("ops", session, seq, operations)``: one batch (see ``batch.py``), committed in one
@@ -22,6 +23,7 @@ of the terminal reaches the whole process group, and the driver must record the 
 from __future__ import annotations
 
 import contextlib
+import marshal
 import os
 import pickle
 import queue
@@ -41,11 +43,15 @@ CHECKPOINT_EVERY = 1.0  # seconds: how much committed work the WAL holds before 
 MERGE_UP_TO = 50_000  # operations in one transaction, at most, when batches queued up
 _HEADER = struct.Struct(">I")
 _END = ("end",)
+_MARSHAL, _PICKLE = b"m", b"p"
 
 
 def write_frame(stream: IO[bytes], message: Any) -> None:
     """Write one frame (the caller serialises writers of one stream)."""
-    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        payload = _MARSHAL + marshal.dumps(message, 4)
+    except ValueError:  # a value of a type marshal does not know (a numpy scalar, ...)
+        payload = _PICKLE + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(payload)) + payload)
     stream.flush()
 
@@ -59,7 +65,9 @@ def read_frame(stream: IO[bytes]) -> Any:
     payload = stream.read(size)
     if len(payload) < size:
         return _END
-    return pickle.loads(payload)
+    if payload[:1] == _MARSHAL:
+        return marshal.loads(memoryview(payload)[1:])
+    return pickle.loads(memoryview(payload)[1:])
 
 
 class Session:
