@@ -4,7 +4,8 @@
 
 Runs ``benchmarks.engine`` for plain distributed, for plain distributed with provtask's
 batches and chains (provenance off) and for provtask (one process and one ``LocalCluster``
-per framework), then ``store_ingest``, ``attempts_frame`` and
+per framework), ``noop_100k`` (one round per framework), then ``store_ingest``,
+``attempts_frame`` and
 ``dag_build``, and prints the median (min–max) of the rounds, the ratio provtask / dask and
 the target of each figure (issue 7). ``--quick`` runs small sizes once: a check that
 everything runs, not a measurement.
@@ -55,10 +56,10 @@ SIZES = "100,000 attempts ingested, 1,000,000 read, a 100,000-node DAG"
 QUICK_SIZES = "20,000 attempts ingested, 50,000 read, a 10,000-node DAG"
 
 
-def measure(module: str, args: argparse.Namespace, *extra: str) -> Figures:
-    """Run ``benchmarks.<module>`` in a new process; its figures."""
+def measure(module: str, args: argparse.Namespace, *extra: str, rounds: int = 0) -> Figures:
+    """Run ``benchmarks.<module>`` in a new process (``rounds``: instead of ``--rounds``)."""
     command = [sys.executable, "-m", f"benchmarks.{module}", "--json", *extra]
-    command += ["--quick"] if args.quick else ["--rounds", str(args.rounds)]
+    command += ["--quick"] if args.quick else ["--rounds", str(rounds or args.rounds)]
     print(f"running {' '.join(command[1:])}", file=sys.stderr, flush=True)
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(done.stdout.splitlines()[-1])
@@ -107,12 +108,32 @@ def store_table(results: dict[str, Figures]) -> str:
     return table(rows)
 
 
+BIG_RUN = "A 100,000-task no-op .map (10,000 with --quick)"
+BIG_RUN_FRAMEWORKS = ("dask", "dask-batched", "provtask")
+
+
+def big_run_table(args: argparse.Namespace) -> str:
+    """``noop_100k`` once per framework, each in its own process (its own peak RSS)."""
+    workers = ("--workers", str(args.workers))
+    runs = {
+        framework: measure("noop_100k", args, "--framework", framework, *workers, rounds=1)
+        for framework in BIG_RUN_FRAMEWORKS
+    }
+    rows = [["framework", "tasks/s", "driver peak RSS MB", "kB per task", "target (provtask)"]]
+    for framework, figures in runs.items():
+        rows.append([framework, *(cell(figures[name]) for name in list(figures)[:3])])
+        rows[-1].append("≥ 15,000 tasks/s, ≤ 2 kB per task" if framework == "provtask" else "")
+    on_off = ratios(runs["provtask"], runs["dask-batched"], "tasks/s")
+    writer = cell(runs["provtask"]["writer process peak RSS MB"])
+    return f"{table(rows)}\nprovtask / dask-batched (on/off): {on_off}; writer process {writer} MB"
+
+
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--rounds", type=int, default=5, help="default 5")
     options.add_argument("--quick", action="store_true", help="small sizes and one round")
     options.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    names = ["engine", *STORE]
+    names = ["engine", "noop_100k", *STORE]
     options.add_argument("--only", nargs="+", choices=names, default=names, metavar="NAME")
     args = options.parse_args()
     mode = "quick check" if args.quick else f"median (min–max) of {args.rounds} rounds"
@@ -130,6 +151,9 @@ def main() -> None:
             "efficiency)"
         )
         print(provenance_table(batched, provtask))
+    if "noop_100k" in args.only:
+        print(f"\n{BIG_RUN}, {args.workers} workers, warm cluster, one round per framework")
+        print(big_run_table(args))
     results = {module: measure(module, args) for module in STORE if module in args.only}
     if results:
         print(f"\nStore and DAG ({QUICK_SIZES if args.quick else SIZES}), {mode}")

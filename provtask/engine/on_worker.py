@@ -9,6 +9,7 @@ driver as a Dask event; the value itself stays in worker memory for downstream t
 from __future__ import annotations
 
 import os
+import pickle
 import resource
 import socket
 import time
@@ -186,8 +187,16 @@ class RunPlugin(WorkerPlugin):
             self.worker.loop.remove_timeout(self.timer)
             self.timer = None
         if self.unsent:
-            self.worker.log_event(self.topic, {"op": "attempts", "reports": self.unsent})
+            # One pickle for all of them: the scheduler and the client pass the bytes on
+            # without decoding each report's dict in their event loop.
+            packed = pickle.dumps(self.unsent, protocol=pickle.HIGHEST_PROTOCOL)
+            self.worker.log_event(self.topic, {"op": "attempts", "packed": packed})
             self.unsent = []
+
+
+def unpack_reports(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reports of an ``attempts`` event, as ``send_reports`` packed them."""
+    return pickle.loads(event["packed"])
 
 
 # Where each batch system puts the job id in a job's environment.

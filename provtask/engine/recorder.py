@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..states import AttemptStatus, RunStatus, TaskState
+from ..store.batch import encode_json
 from ..store.writer import StoreWriter
 from .instance import Instance
 
@@ -14,8 +15,7 @@ if TYPE_CHECKING:
     from ..store.cache_lookup import Source
 
 
-# One encoder for every row: json.dumps with options builds a new one per call.
-_json = json.JSONEncoder(default=repr, sort_keys=True).encode
+_INPUTS = ("inputs",)  # the JSON column of a keyed task
 
 
 class RunRecorder:
@@ -32,7 +32,7 @@ class RunRecorder:
             {
                 **row,
                 "run_id": self.run_id,
-                "params": _json(row["params"]),
+                "params": encode_json(row["params"]),
                 "status": RunStatus.RUNNING.value,
                 "heartbeat_at": row["started_at"],
             },
@@ -126,6 +126,7 @@ class RunRecorder:
                 "ready_at": now,
                 "attempts": inst.attempts.number,
             },
+            as_json=_INPUTS,
         )
         self._insert_attempt(inst, partition, now)
 
@@ -143,12 +144,13 @@ class RunRecorder:
                 "source_task": source.task_id,
                 "source_attempt": source.attempt,
             },
+            as_json=_INPUTS,
         )
 
     @staticmethod
     def _keyed(inst: Instance) -> dict[str, Any]:
         return {
-            "inputs": _json(inst.caching.inputs),
+            "inputs": inst.caching.inputs,  # encoded by the writer process
             "input_hash": inst.caching.input_hash,
             "cache_key": inst.caching.key,
             "cache": inst.caching.outcome,

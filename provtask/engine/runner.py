@@ -31,7 +31,7 @@ from .failures import Escalator, Retries
 from .in_progress import running_on
 from .messages import Cancel, PoolEvent
 from .on_scheduler import WorkerDeparturePlugin
-from .on_worker import RunPlugin
+from .on_worker import RunPlugin, unpack_reports
 from .outcomes import Outcomes
 from .pools import Pools
 from .progress import Progress
@@ -193,7 +193,7 @@ class Engine:
     def _route(self, pool: Pool, report: dict[str, Any]) -> None:
         op = report["op"]
         if op == "attempts":
-            for attempt in report["reports"]:
+            for attempt in unpack_reports(report):
                 self._route_report(attempt)
         elif op == "started":
             self.in_flight.started(report)

@@ -52,8 +52,20 @@ def connect(root: Path, *, create: bool) -> sqlite3.Connection:
         os.chmod(root, 0o700)
         os.chmod(path, 0o600)
         (root / "artifacts").mkdir(mode=0o700, exist_ok=True)
+    return configure(conn)
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """A connection to an existing database file, with the same settings as :func:`connect`
+    (for the writer process, which is handed the file rather than the store)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
+    return configure(conn)
+
+
+def configure(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """The settings every connection needs: busy timeout, WAL, synchronous, foreign keys."""
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     _switch_to_wal(conn)
-    conn.execute("PRAGMA synchronous = NORMAL")  # durable at each checkpoint; safe with WAL
+    conn.execute("PRAGMA synchronous = NORMAL")  # see docs/reliability.md; the writer: FULL
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
