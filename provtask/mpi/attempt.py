@@ -14,6 +14,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import cloudpickle
 from ..errors import IntegrityError, MPIError, TaskTimeout
 from ..resources import format_walltime
 from ..store.artifacts import ArtifactFiles, digest, make_artifact
+from .allocation import job_ledger
 from .command import MPICommand, MPIRun
 from .launch import LaunchSpec, launch_env, launch_line
 from .process import Outcome, run_streamed
@@ -50,19 +52,21 @@ class MPICall:
         (folder / "nodes").mkdir(parents=True, exist_ok=True)
         try:
             program, cwd, command_env = self._program(args, kwargs, folder)
-            argv = launch_line(self.spec, program, command_env)
-            env = launch_env(self.spec, command_env)
-            _check_installed(self.task, argv[0], env, None)
-            if not self.takes_comm:
-                _check_installed(self.task, program[0], env, cwd)
-            outcome = run_streamed(
-                launch_line(self.spec, noting_node(folder / "nodes", program), command_env),
-                env=env,
-                cwd=cwd,
-                stdout=folder / "stdout",
-                stderr=folder / "stderr",
-                timeout=self.spec.walltime,
-            )
+            with self._nodes() as hosts:
+                argv = launch_line(self.spec, program, command_env, hosts)
+                env = launch_env(self.spec, command_env)
+                _check_installed(self.task, argv[0], env, None)
+                if not self.takes_comm:
+                    _check_installed(self.task, program[0], env, cwd)
+                noted = noting_node(folder / "nodes", program)
+                outcome = run_streamed(
+                    launch_line(self.spec, noted, command_env, hosts),
+                    env=env,
+                    cwd=cwd,
+                    stdout=folder / "stdout",
+                    stderr=folder / "stderr",
+                    timeout=self.spec.walltime,
+                )
             streams = {name: bounded_text(folder / name) for name in ("stdout", "stderr")}
             nodes = nodes_by_rank(folder / "nodes")
             _report(report, self.spec, argv, outcome, nodes, streams, files)
@@ -81,6 +85,12 @@ class MPICall:
             )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _nodes(self) -> AbstractContextManager[list[str] | None]:
+        """In a packed job, nodes of the allocation held while the launcher runs."""
+        if not self.spec.packed:
+            return nullcontext(None)
+        return job_ledger(self.task).hold(self.spec.nodes, self.task)
 
     def _program(
         self, args: tuple, kwargs: dict, folder: Path
