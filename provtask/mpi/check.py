@@ -42,6 +42,12 @@ def check_mpi_task(node_id: str, task: TaskDef, partition: PartitionConfig | Non
                 f"{{nodes-per-job: {packing}}}{where}; ask for at most {packing} nodes, or "
                 f"raise nodes-per-job to {task.resources.nodes} or more"
             )
+        if packing is not None and task.resources.gpus:
+            raise ResourceError(
+                f"task {node_id!r} asks for gpus={task.resources.gpus}, but partition "
+                f"{partition.name!r} packs MPI tasks (mpi-packing), and packed jobs do not "
+                "place GPUs yet; run GPU MPI tasks on a partition without mpi-packing"
+            )
         return
     if shutil.which(spec.launcher) is None:
         raise MPIError(
