@@ -4,9 +4,10 @@
 
 Runs ``benchmarks.engine`` for plain distributed, for plain distributed with provtask's
 batches and chains (provenance off) and for provtask (one process and one ``LocalCluster``
-per framework), then ``store_ingest``, ``attempts_frame`` and
-``dag_build``, and prints the median (min–max) of the rounds, the ratio provtask / dask and
-the target of each figure (issue 7). ``--quick`` runs small sizes once: a check that
+per framework), then ``store_ingest``, ``attempts_frame``, ``dag_build`` and
+``mpi_packing`` (on the local SLURM; skipped with a message without it), and prints the
+median (min–max) of the rounds, the ratio provtask / dask and the target of each figure
+(issue 7). ``--quick`` runs small sizes once: a check that
 everything runs, not a measurement.
 """
 
@@ -51,6 +52,7 @@ TITLES = {
     "attempts_frame": "attempts into a DataFrame",
     "dag_build": "DAG",
 }
+PACKING_FIGURES = ("jobs submitted", "makespan", "node-s idle", "efficiency idle", "efficiency")
 SIZES = "100,000 attempts ingested, 1,000,000 read, a 100,000-node DAG"
 QUICK_SIZES = "20,000 attempts ingested, 50,000 read, a 10,000-node DAG"
 
@@ -107,12 +109,22 @@ def store_table(results: dict[str, Figures]) -> str:
     return table(rows)
 
 
+def packing_table(figures: Figures) -> str:
+    """Packed MPI jobs vs one task per job: a column per layout."""
+    from .mpi_packing import LAYOUTS
+
+    rows = [["figure", *LAYOUTS]]
+    for name in PACKING_FIGURES:
+        rows.append([name, *(cell(figures[f"{layout}: {name}"]) for layout in LAYOUTS)])
+    return table(rows)
+
+
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--rounds", type=int, default=5, help="default 5")
     options.add_argument("--quick", action="store_true", help="small sizes and one round")
     options.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    names = ["engine", *STORE]
+    names = ["engine", *STORE, "mpi_packing"]
     options.add_argument("--only", nargs="+", choices=names, default=names, metavar="NAME")
     args = options.parse_args()
     mode = "quick check" if args.quick else f"median (min–max) of {args.rounds} rounds"
@@ -134,6 +146,11 @@ def main() -> None:
     if results:
         print(f"\nStore and DAG ({QUICK_SIZES if args.quick else SIZES}), {mode}")
         print(store_table(results))
+    if "mpi_packing" in args.only:
+        packing = measure("mpi_packing", args)
+        if packing:
+            print(f"\n8 two-node LAMMPS melts on 4 fake SLURM nodes, {mode}")
+            print(packing_table(packing))
 
 
 if __name__ == "__main__":
