@@ -149,7 +149,7 @@ def main() -> None:
     if "mpi_packing" in args.only:
         packing = measure("mpi_packing", args)
         if packing:
-            print(f"\n8 two-node LAMMPS melts on 4 fake SLURM nodes, {mode}")
+            print(f"\n8 two-node MPI tasks holding their nodes, on 4 fake SLURM nodes, {mode}")
             print(packing_table(packing))
 
 

@@ -1,15 +1,21 @@
 """Packed MPI jobs vs one MPI task per job, on the local SLURM's 4 fake nodes (``mpi``).
 
-    python -m benchmarks.mpi_packing [--rounds 3] [--quick] [--json]
+    python -m benchmarks.mpi_packing [--program hold|lammps] [--rounds 3] [--quick] [--json]
 
-Each round runs 8 two-node LAMMPS melts (one rank per node, 256 atoms; ``lmp`` of Debian's
-``lammps``) in three layouts of partition ``mpi`` (node5-8, see .ci/start-slurm.sh):
+Each round runs 8 two-node MPI tasks (one rank per node) in four layouts of partition
+``mpi`` (node5-8, see .ci/start-slurm.sh):
 
 - ``packed``: ``mpi-packing: {nodes-per-job: 4}``, ``max-jobs: 1``: one 4-node job runs
-  two melts at a time;
-- ``per-task x2``: provtask's default, a job per MPI shape of 2 nodes, ``max-jobs: 2``
-  (the same 4 nodes);
-- ``per-task x1``: the default under the same cap on jobs as ``packed``, ``max-jobs: 1``.
+  two tasks at a time;
+- ``per-task x1``: provtask's default, a job per MPI shape (2 nodes), under the same cap
+  of one job;
+- ``per-task x2``: the default with ``max-jobs: 2``, the same 4 nodes;
+- ``per-task x8``: the default with no cap that matters (``max-jobs: 8``): a job per task.
+
+The tasks (``--program``): ``hold`` (default) keeps its nodes for 4 s (1 s with
+``--quick``) and uses no CPU, as a node of a real machine has CPUs of its own while the 8
+fake nodes here share 2 real cores (CPU-bound tasks cannot run faster side by side here,
+packed or not); ``lammps`` runs a 256-atom LAMMPS melt (``lmp``, Debian's ``lammps``).
 
 Figures of each layout: batch jobs submitted; makespan (s, the ``dag.run`` call, batch
 queueing and worker start included); node-seconds idle, i.e. nodes x time of the workers'
@@ -37,8 +43,9 @@ from .common import Figures, parser, report, rounds_of
 TASKS = 8
 LAYOUTS = {  # name: (mpi-packing, max-jobs, nodes per job)
     "packed": ({"nodes-per-job": 4}, 1, 4),
-    "per-task x2": (None, 2, 2),
     "per-task x1": (None, 1, 2),
+    "per-task x2": (None, 2, 2),
+    "per-task x8": (None, 8, 2),
 }
 UNITS = {"makespan": "s", "node-s idle": "node-s", "efficiency idle": "s"}
 MELT = """units lj
@@ -66,10 +73,18 @@ def melt(workdir: str, temperature: float, steps: int) -> MPICommand:
     return MPICommand("lmp", ["-in", "in.melt", "-log", "none"], cwd=folder)
 
 
-def ensemble(workdir: str, steps: int) -> DAG:
+@mpi_task(partition="mpi", nodes=2, ntasks_per_node=1)
+def hold(index: int, seconds: float) -> MPICommand:
+    return MPICommand("sleep", [str(seconds)])
+
+
+def ensemble(workdir: str, program: str, quick: bool) -> DAG:
     with DAG("mpi-packing-bench") as dag:
         for i in range(TASKS):
-            melt(workdir, 1.0 + i / 4, steps)
+            if program == "lammps":
+                melt(workdir, 1.0 + i / 4, 200 if quick else 2000)
+            else:
+                hold(i, 1.0 if quick else 4.0)
     return dag
 
 
@@ -90,10 +105,10 @@ def clusters(layout: str, logs: Path):
     return parse_clusters({"default": "mpi", "partitions": {"mpi": partition}})
 
 
-def one_run(layout: str, root: Path, steps: int) -> dict[str, float]:
+def one_run(layout: str, root: Path, program: str, quick: bool) -> dict[str, float]:
     """Run the ensemble once in this layout; its figures."""
     store_dir = root / layout.replace(" ", "-")
-    dag = ensemble(str(store_dir / "work"), steps)
+    dag = ensemble(str(store_dir / "work"), program, quick)
     started = time.perf_counter()
     result = dag.run(store=store_dir / "store", clusters=clusters(layout, root / "logs"))
     makespan = time.perf_counter() - started
@@ -118,9 +133,9 @@ def one_run(layout: str, root: Path, steps: int) -> dict[str, float]:
     }
 
 
-def slurm_missing() -> str | None:
+def slurm_missing(program: str) -> str | None:
     """Why the benchmark cannot run here, or None."""
-    if shutil.which("lmp") is None:
+    if program == "lammps" and shutil.which("lmp") is None:
         return "lmp (LAMMPS) is not installed"
     try:
         done = subprocess.run(
@@ -134,22 +149,24 @@ def slurm_missing() -> str | None:
 
 
 def main() -> None:
-    args = parser(__doc__, rounds=3).parse_args()
-    problem = slurm_missing()
+    options = parser(__doc__, rounds=3)
+    options.add_argument("--program", choices=("hold", "lammps"), default="hold")
+    args = options.parse_args()
+    problem = slurm_missing(args.program)
     if problem is not None:
         print(f"mpi_packing skipped: {problem}", file=sys.stderr)
         if args.json:
             report("packed MPI jobs", {}, UNITS, True)
         return
-    steps = 200 if args.quick else 2000
     figures: Figures = {}
     with tempfile.TemporaryDirectory(prefix="provtask-bench-mpi-") as tmp:
         for round_ in range(rounds_of(args)):
             for layout in LAYOUTS:
-                measured = one_run(layout, Path(tmp) / f"round{round_}", steps)
+                measured = one_run(layout, Path(tmp) / f"round{round_}", args.program, args.quick)
                 for name, value in measured.items():
                     figures.setdefault(f"{layout}: {name}", []).append(value)
-    title = f"{TASKS} two-node LAMMPS melts ({steps} steps) on 4 fake SLURM nodes"
+    what = "LAMMPS melts" if args.program == "lammps" else "MPI tasks holding their nodes"
+    title = f"{TASKS} two-node {what} on 4 fake SLURM nodes"
     units = {f"{layout}: {name}": unit for layout in LAYOUTS for name, unit in UNITS.items()}
     report(title, figures, units, args.json)
 
