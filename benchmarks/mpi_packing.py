@@ -2,8 +2,8 @@
 
     python -m benchmarks.mpi_packing [--program hold|lammps] [--rounds 3] [--quick] [--json]
 
-Each round runs 8 two-node MPI tasks (one rank per node) in four layouts of partition
-``mpi`` (node5-8, see .ci/start-slurm.sh):
+Each round runs 8 two-node MPI tasks (two ranks per node: whole nodes of 2 CPUs) in four
+layouts of partition ``mpi`` (node5-8, see .ci/start-slurm.sh):
 
 - ``packed``: ``mpi-packing: {nodes-per-job: 4}``, ``max-jobs: 1``: one 4-node job runs
   two tasks at a time;
@@ -65,7 +65,7 @@ run {steps}
 """
 
 
-@mpi_task(partition="mpi", nodes=2, ntasks_per_node=1)
+@mpi_task(partition="mpi", nodes=2, ntasks_per_node=2)
 def melt(workdir: str, temperature: float, steps: int) -> MPICommand:
     folder = Path(workdir) / f"t{temperature:g}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def melt(workdir: str, temperature: float, steps: int) -> MPICommand:
     return MPICommand("lmp", ["-in", "in.melt", "-log", "none"], cwd=folder)
 
 
-@mpi_task(partition="mpi", nodes=2, ntasks_per_node=1)
+@mpi_task(partition="mpi", nodes=2, ntasks_per_node=2)
 def hold(index: int, seconds: float) -> MPICommand:
     return MPICommand("sleep", [str(seconds)])
 
