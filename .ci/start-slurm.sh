@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a real single-host SLURM cluster -- 4 fake nodes, one slurmd per node
+# Start a real single-host SLURM cluster -- 8 fake nodes, one slurmd per node
 # ("multiple slurmd" style, `slurmd -N nodeN`) -- with munge, job accounting
 # (slurmdbd + MariaDB, so sacct works), Open MPI + PMIx, mpi4py and LAMMPS, then
 # run smoke tests. See .ci/SLURM.md.
@@ -49,7 +49,7 @@ else
     PORT_SHIFT=0
 fi
 CLUSTER=provtask$INSTANCE
-NODES=(node1 node2 node3 node4)
+NODES=(node1 node2 node3 node4 node5 node6 node7 node8)
 NODE_PORT_BASE=$((17000 + PORT_SHIFT))  # nodeN's slurmd listens on NODE_PORT_BASE+N
 CTLD_PORT=$((6817 + PORT_SHIFT))
 DBD_PORT=$((6819 + PORT_SHIFT))
@@ -208,6 +208,10 @@ NodeName=node[1-3] NodeHostname=${HOST} NodeAddr=127.0.0.1 Port=$((NODE_PORT_BAS
 NodeName=node4 NodeHostname=${HOST} NodeAddr=127.0.0.1 Port=$((NODE_PORT_BASE+4)) Gres=gpu:2
 PartitionName=cpu Nodes=node[1-3] Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=node4 Default=NO MaxTime=INFINITE State=UP
+# node[5-8]: packed MPI jobs (several MPI tasks in one 4-node allocation), apart
+# from the cpu and gpu partitions other tests use.
+NodeName=node[5-8] NodeHostname=${HOST} NodeAddr=127.0.0.1 Port=$((NODE_PORT_BASE+5))-$((NODE_PORT_BASE+8))
+PartitionName=mpi Nodes=node[5-8] Default=NO MaxTime=INFINITE State=UP
 EOF
 
 NEW_GRES=$(mktemp)

@@ -5,9 +5,9 @@
 Runs ``benchmarks.engine`` for plain distributed, for plain distributed with provtask's
 batches and chains (provenance off) and for provtask (one process and one ``LocalCluster``
 per framework), ``noop_100k`` (one round per framework), then ``store_ingest``,
-``attempts_frame`` and
-``dag_build``, and prints the median (min–max) of the rounds, the ratio provtask / dask and
-the target of each figure (issue 7). ``--quick`` runs small sizes once: a check that
+``attempts_frame``, ``dag_build`` and ``mpi_packing`` (on the local SLURM; skipped with a
+message without it), and prints the median (min–max) of the rounds, the ratio provtask /
+dask and the target of each figure (issue 7). ``--quick`` runs small sizes once: a check that
 everything runs, not a measurement.
 """
 
@@ -52,6 +52,7 @@ TITLES = {
     "attempts_frame": "attempts into a DataFrame",
     "dag_build": "DAG",
 }
+PACKING_FIGURES = ("jobs submitted", "makespan", "node-s idle", "efficiency idle", "efficiency")
 SIZES = "100,000 attempts ingested, 1,000,000 read, a 100,000-node DAG"
 QUICK_SIZES = "20,000 attempts ingested, 50,000 read, a 10,000-node DAG"
 
@@ -108,6 +109,16 @@ def store_table(results: dict[str, Figures]) -> str:
     return table(rows)
 
 
+def packing_table(figures: Figures) -> str:
+    """Packed MPI jobs vs one task per job: a column per layout."""
+    from .mpi_packing import LAYOUTS
+
+    rows = [["figure", *LAYOUTS]]
+    for name in PACKING_FIGURES:
+        rows.append([name, *(cell(figures[f"{layout}: {name}"]) for layout in LAYOUTS)])
+    return table(rows)
+
+
 BIG_RUN = "A 100,000-task no-op .map (10,000 with --quick)"
 BIG_RUN_FRAMEWORKS = ("dask", "dask-batched", "provtask")
 
@@ -133,7 +144,7 @@ def main() -> None:
     options.add_argument("--rounds", type=int, default=5, help="default 5")
     options.add_argument("--quick", action="store_true", help="small sizes and one round")
     options.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    names = ["engine", "noop_100k", *STORE]
+    names = ["engine", "noop_100k", *STORE, "mpi_packing"]
     options.add_argument("--only", nargs="+", choices=names, default=names, metavar="NAME")
     args = options.parse_args()
     mode = "quick check" if args.quick else f"median (min–max) of {args.rounds} rounds"
@@ -158,6 +169,11 @@ def main() -> None:
     if results:
         print(f"\nStore and DAG ({QUICK_SIZES if args.quick else SIZES}), {mode}")
         print(store_table(results))
+    if "mpi_packing" in args.only:
+        packing = measure("mpi_packing", args)
+        if packing:
+            print(f"\n8 two-node MPI tasks holding their nodes, on 4 fake SLURM nodes, {mode}")
+            print(packing_table(packing))
 
 
 if __name__ == "__main__":

@@ -72,8 +72,9 @@ def clusters(
 
 
 def _shaped(partition: PartitionConfig, shape: str) -> PartitionConfig:
-    """The partition as a job of one MPI shape sees it (``2x4x1``)."""
-    from ..mpi.shape import shaped_partition
+    """The partition as a job of one MPI shape sees it (``2x4x1``): a job of that shape, or
+    on a partition with mpi-packing the packed job every shape shares."""
+    from ..mpi.shape import job_partition
     from ..resources import make_resources
 
     parts = shape.lower().split("x")
@@ -87,6 +88,6 @@ def _shaped(partition: PartitionConfig, shape: str) -> PartitionConfig:
             f"(this one is {partition.scheduler})"
         )
     nodes, ranks, cpus = (int(p) for p in parts)
-    return shaped_partition(
+    return job_partition(
         partition, make_resources(nodes=nodes, ntasks_per_node=ranks, cpus_per_task=cpus)
     )

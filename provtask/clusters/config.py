@@ -26,6 +26,8 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 # What batch jobs get when the file leaves these out (dask-jobqueue's own defaults).
 DEFAULT_SHEBANG = "#!/usr/bin/env bash"
 DEFAULT_DEATH_TIMEOUT = 60.0
+# The Dask resource a packed MPI job's worker offers: its nodes (an MPI task takes its own).
+MPI_NODES = "MPI_NODES"
 DEFAULT_SUBMIT_RATE = 30.0  # batch jobs submitted per minute at most
 # A worker stops taking tasks this long before its job's walltime, unless lifetime-margin
 # says otherwise: a tenth of the walltime, at most 5 minutes.
@@ -75,6 +77,8 @@ class PartitionConfig:
     launcher: str | None = None
     launcher_args: tuple[str, ...] = ()
     mpi_env: tuple[tuple[str, str], ...] = ()
+    mpi_packing: int | None = None  # nodes per packed MPI job (None: one job per MPI task)
+    packed_job: bool = False  # these are the settings of the partition's packed MPI jobs
     source: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -111,8 +115,12 @@ class PartitionConfig:
         return None if self.walltime is None else self.lifetime_margin
 
     def worker_resources(self) -> dict[str, float]:
-        """Dask worker resources each worker of this partition declares, e.g. ``{"GPU": 2}``."""
-        return {"GPU": self.gpus_per_worker} if self.gpus_per_worker else {}
+        """Dask worker resources each worker of this partition declares, e.g. ``{"GPU": 2}``
+        (a packed MPI job's worker also declares its nodes, ``MPI_NODES``)."""
+        resources: dict[str, float] = {"GPU": self.gpus_per_worker} if self.gpus_per_worker else {}
+        if self.packed_job and self.mpi_packing:
+            resources[MPI_NODES] = self.mpi_packing
+        return resources
 
     def check_fits(self, task_label: str, resources: Resources) -> None:
         """Refuse a task that asks more than one worker of this partition can ever give."""
@@ -142,6 +150,8 @@ class PartitionConfig:
                 value = getattr(self, spec.attr)
                 if key == "mpi-env":
                     value = dict(value)
+                elif key == "mpi-packing" and value is not None:
+                    value = {"nodes-per-job": value}
                 record[key] = list(value) if isinstance(value, tuple) else value
         return record
 

@@ -6,7 +6,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from ..mpi.shape import shaped_partition
+from ..mpi.shape import job_partition
 from .pool import Pool
 
 if TYPE_CHECKING:
@@ -40,9 +40,10 @@ def local_pool(n_workers: int | None = None) -> Pool:
 
 def task_pool(partition: PartitionConfig, task: TaskDef, label: str) -> Pool:
     """The pool ``label`` of a partition for ``task``: a label other than the partition's
-    name is an MPI shape, whose batch jobs are sized for one MPI task."""
+    name is for MPI tasks: batch jobs sized for one MPI task of a shape, or the partition's
+    packed MPI jobs (``mpi-packing``)."""
     if label != partition.name:
-        partition = shaped_partition(partition, task.resources)
+        partition = job_partition(partition, task.resources)
     return partition_pool(partition, label)
 
 
@@ -54,6 +55,7 @@ def partition_pool(partition: PartitionConfig, label: str | None = None) -> Pool
 
     from .batch_pools import BatchPool, JobWatch, import_dask_jobqueue
     from .jobqueue import job_class, make_cluster
+    from .packed import PackedPool
 
     import_dask_jobqueue()
     # A lost worker fails its task at once so the engine records it and retries (see local_pool).
@@ -63,4 +65,5 @@ def partition_pool(partition: PartitionConfig, label: str | None = None) -> Pool
             return Pool(partition.name, Client(cluster, set_as_default=False), cluster, partition)
         watch = JobWatch(label or partition.name)
         cluster = make_cluster(partition, job_cls=watch.job_class(job_class(partition)))
-    return BatchPool(partition, Client(cluster, set_as_default=False), cluster, watch)
+    pool_class = PackedPool if partition.packed_job else BatchPool
+    return pool_class(partition, Client(cluster, set_as_default=False), cluster, watch)

@@ -100,6 +100,24 @@ def _gpu_env(value: Any, key: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _packing(value: Any, key: str) -> int:
+    """``{nodes-per-job: N}``: MPI tasks of any shape share batch jobs of N nodes."""
+    example = "e.g. mpi-packing: {nodes-per-job: 4}"
+    if not isinstance(value, dict):
+        raise ValueError(f"{key}: expected a mapping with nodes-per-job, {example}; got {value!r}")
+    unknown = [name for name in value if name != "nodes-per-job"]
+    if unknown:
+        raise ValueError(
+            f"{key}: unknown key {unknown[0]!r}; the only key is nodes-per-job ({example})"
+        )
+    if "nodes-per-job" not in value:
+        raise ValueError(f"{key}: nodes-per-job is missing ({example})")
+    nodes = value["nodes-per-job"]
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise ValueError(f"{key}: nodes-per-job: expected an integer >= 1, got {nodes!r}")
+    return nodes
+
+
 @dataclass(frozen=True)
 class Key:
     """One partition key: the attribute it sets, its reader, the schedulers it applies to."""
@@ -142,6 +160,7 @@ KEYS: dict[str, Key] = {
     "launcher": Key("launcher", _launcher, EVERY),
     "launcher-args": Key("launcher_args", _lines, EVERY),
     "mpi-env": Key("mpi_env", _variables, EVERY),
+    "mpi-packing": Key("mpi_packing", _packing, frozenset({"slurm"})),
 }
 # Keys a partition of this scheduler cannot do without.
 REQUIRED = {name: ("cores", "memory") for name in BATCH} | {"htcondor": ("cores", "memory", "disk")}

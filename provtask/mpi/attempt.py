@@ -15,6 +15,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from ..errors import IntegrityError, MPIError, TaskTimeout
 from ..gpu_devices import Binding
 from ..resources import format_walltime
 from ..store.artifacts import ArtifactFiles, digest, make_artifact
+from .allocation import job_ledger
 from .command import MPICommand, MPIRun
 from .launch import LaunchSpec, launch_env, launch_line
 from .process import Outcome, run_streamed
@@ -59,19 +61,20 @@ class MPICall:
             program, cwd, command_env = self._program(args, kwargs, folder)
             if self.gpus is not None:  # the launch sees all the attempt's devices
                 command_env = {**self.gpus.env(), **command_env}
-            argv = launch_line(self.spec, program, command_env)
-            env = launch_env(self.spec, command_env)
-            _check_installed(self.task, argv[0], env, None)
-            if not self.takes_comm:
-                _check_installed(self.task, program[0], env, cwd)
-            outcome = run_streamed(
-                launch_line(self.spec, self._wrapped(program, folder), command_env),
-                env=env,
-                cwd=cwd,
-                stdout=folder / "stdout",
-                stderr=folder / "stderr",
-                timeout=self.spec.walltime,
-            )
+            with self._nodes() as hosts:
+                argv = launch_line(self.spec, program, command_env, hosts)
+                env = launch_env(self.spec, command_env)
+                _check_installed(self.task, argv[0], env, None)
+                if not self.takes_comm:
+                    _check_installed(self.task, program[0], env, cwd)
+                outcome = run_streamed(
+                    launch_line(self.spec, self._wrapped(program, folder), command_env, hosts),
+                    env=env,
+                    cwd=cwd,
+                    stdout=folder / "stdout",
+                    stderr=folder / "stderr",
+                    timeout=self.spec.walltime,
+                )
             streams = {name: bounded_text(folder / name) for name in ("stdout", "stderr")}
             nodes = nodes_by_rank(folder / "nodes")
             _report(report, self.spec, argv, outcome, nodes, streams, files)
@@ -96,6 +99,12 @@ class MPICall:
         if self.gpus is not None:
             program = binding_devices(self.gpus, program)
         return noting_node(folder / "nodes", program)
+
+    def _nodes(self) -> AbstractContextManager[list[str] | None]:
+        """In a packed job, nodes of the allocation held while the launcher runs."""
+        if not self.spec.packed:
+            return nullcontext(None)
+        return job_ledger(self.task).hold(self.spec.nodes, self.task)
 
     def _program(
         self, args: tuple, kwargs: dict, folder: Path

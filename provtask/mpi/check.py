@@ -33,6 +33,21 @@ def check_mpi_task(node_id: str, task: TaskDef, partition: PartitionConfig | Non
                 f"a job of partition {partition.name!r} has cores {partition.cores}; ask for "
                 "fewer ranks per node (and more nodes), or raise cores of the partition"
             )
+        packing = partition.mpi_packing
+        if packing is not None and task.resources.nodes > packing:
+            where = f" (in {partition.source})" if partition.source else ""
+            raise ResourceError(
+                f"task {node_id!r} asks for nodes={task.resources.nodes}, but partition "
+                f"{partition.name!r} packs MPI tasks into jobs of mpi-packing: "
+                f"{{nodes-per-job: {packing}}}{where}; ask for at most {packing} nodes, or "
+                f"raise nodes-per-job to {task.resources.nodes} or more"
+            )
+        if packing is not None and task.resources.gpus:
+            raise ResourceError(
+                f"task {node_id!r} asks for gpus={task.resources.gpus}, but partition "
+                f"{partition.name!r} packs MPI tasks (mpi-packing), and packed jobs do not "
+                "place GPUs yet; run GPU MPI tasks on a partition without mpi-packing"
+            )
         return
     if shutil.which(spec.launcher) is None:
         raise MPIError(

@@ -3,7 +3,9 @@
 Three launchers: ``srun --mpi=pmix`` (SLURM's own), ``mpirun`` (Open MPI) and ``mpiexec``
 (MPICH and Intel MPI, Hydra options). Inside a batch job the launcher fills the job's
 allocation; on the embedded default (no batch system) ``mpirun`` runs every rank on this
-machine, oversubscribing its cores if needed.
+machine, oversubscribing its cores if needed. In a packed job (``mpi-packing``) the launch
+names the nodes it takes out of the allocation (``hosts``): ``srun --exclusive --nodelist``,
+``mpirun --host`` or ``mpiexec -hosts``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class LaunchSpec:
     cpus_per_task: int = 1
     walltime: int | None = None  # seconds; past it every rank is killed
     local: bool = False  # all ranks on this machine, oversubscribing its cores
+    packed: bool = False  # in a packed job: launched on nodes taken from the allocation
     extra_args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
 
@@ -62,20 +65,26 @@ def launch_spec(resources: Resources, partition: PartitionConfig | None) -> Laun
         cpus_per_task=resources.cpus_per_task,
         walltime=resources.walltime,
         local=local,
+        packed=not local and partition is not None and partition.mpi_packing is not None,
         extra_args=partition.launcher_args if partition else (),
         env=partition.mpi_env if partition else (),
     )
 
 
 def launch_line(
-    spec: LaunchSpec, program: list[str], command_env: dict[str, str] | None = None
+    spec: LaunchSpec,
+    program: list[str],
+    command_env: dict[str, str] | None = None,
+    hosts: list[str] | None = None,
 ) -> list[str]:
     """The command that starts ``program`` on every rank (``command_env``: the variables an
-    :class:`MPICommand` adds, forwarded by name where the launcher needs it)."""
+    :class:`MPICommand` adds, forwarded by name where the launcher needs it; ``hosts``: the
+    nodes of a packed job's allocation the ranks run on)."""
     if spec.launcher == "srun":
-        line = [
-            "srun",
-            "--mpi=pmix",
+        line = ["srun", "--mpi=pmix"]
+        if hosts:  # a job step on these nodes only, sharing no CPU with other steps
+            line += ["--exclusive", f"--nodelist={','.join(hosts)}"]
+        line += [
             f"--nodes={spec.nodes}",
             f"--ntasks={spec.ranks}",
             f"--ntasks-per-node={spec.ntasks_per_node}",
@@ -84,6 +93,8 @@ def launch_line(
         ]
     elif spec.launcher == "mpirun":
         line = ["mpirun", "-np", str(spec.ranks)]
+        if hosts:
+            line += ["--host", ",".join(f"{host}:{spec.ntasks_per_node}" for host in hosts)]
         if spec.local:
             line += ["--oversubscribe", "--bind-to", "none"]
         else:
@@ -96,6 +107,8 @@ def launch_line(
             line += ["-x", name]
     elif spec.launcher == "mpiexec":
         line = ["mpiexec", "-n", str(spec.ranks), "-ppn", str(spec.ntasks_per_node)]
+        if hosts:
+            line += ["-hosts", ",".join(hosts)]
     else:
         raise ValueError(f"unknown launcher {spec.launcher!r}")
     return [*line, *spec.extra_args, *program]
