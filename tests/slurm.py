@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,16 @@ def wait_until_none_named(name: str, timeout: float = 30.0) -> set[str]:
     while (left := jobs_named(name)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return left
+
+
+def write_clusters(folder: Path, partitions: dict[str, dict[str, object]]) -> Path:
+    """``folder/clusters.yaml`` with these SLURM partitions (the first is the default), each
+    with a log directory in ``folder`` and its given settings."""
+    lines = [f"default: {next(iter(partitions))}", "partitions:"]
+    for name, settings in partitions.items():
+        settings = {"scheduler": "slurm", "log-directory": str(folder / "logs"), **settings}
+        lines.append(f"  {name}:")
+        lines += [f"    {key}: {value!r}" for key, value in settings.items()]
+    path = folder / "clusters.yaml"
+    path.write_text("\n".join(lines).replace("'", '"') + "\n")
+    return path

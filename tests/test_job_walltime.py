@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from slurm import require_accounting, require_slurm, wait_until_gone
+from slurm import require_accounting, require_slurm, wait_until_gone, write_clusters
 
 import provtask
 from provtask import Store
@@ -32,21 +32,15 @@ def slurm() -> None:
 
 def clusters_file(tmp_path: Path, **settings: object) -> Path:
     """One cpu partition of the local SLURM, one core per job."""
-    settings = {
-        "scheduler": "slurm",
+    cpu = {
         "queue": "cpu",
         "cores": 1,
         "memory": "1GB",
         "job-name": "wall15-test",
-        "log-directory": str(tmp_path / "logs"),
         "idle-timeout": "5s",
         **settings,
     }
-    lines = ["default: cpu", "partitions:", "  cpu:"]
-    lines += [f"    {key}: {value!r}" for key, value in settings.items()]
-    path = tmp_path / "clusters.yaml"
-    path.write_text("\n".join(lines).replace("'", '"') + "\n")
-    return path
+    return write_clusters(tmp_path, {"cpu": cpu})
 
 
 def sacct_job(job_id: str) -> dict[str, str]:

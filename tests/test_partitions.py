@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from drivers import start_provtask
-from slurm import require_slurm, wait_until_gone
+from slurm import require_slurm, wait_until_gone, write_clusters
 
 import provtask
 from provtask import Store
@@ -37,21 +37,11 @@ def clusters_file(tmp_path: Path, **overrides: dict[str, object]) -> Path:
         "cpu": {"queue": "cpu", "cores": 1, "memory": "1GB", "max-jobs": 2},
         "gpu": {"queue": "gpu", "cores": 1, "memory": "1GB", "gpus-per-node": 2, "max-jobs": 1},
     }
-    lines = ["default: cpu", "partitions:"]
-    for name, settings in partitions.items():
-        settings = {
-            "scheduler": "slurm",
-            "walltime": "00:10:00",
-            "log-directory": str(tmp_path / "logs"),
-            "idle-timeout": "5s",
-            **settings,
-            **overrides.get(name, {}),
-        }
-        lines.append(f"  {name}:")
-        lines += [f"    {key}: {value!r}" for key, value in settings.items()]
-    path = tmp_path / "clusters.yaml"
-    path.write_text("\n".join(lines).replace("'", '"') + "\n")
-    return path
+    common = {"walltime": "00:10:00", "idle-timeout": "5s"}
+    return write_clusters(
+        tmp_path,
+        {name: {**common, **s, **overrides.get(name, {})} for name, s in partitions.items()},
+    )
 
 
 def test_a_dag_over_cpu_and_gpu_partitions(tmp_path, store_dir):

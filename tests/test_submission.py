@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from slurm import require_slurm, wait_until_gone
+from slurm import require_slurm, wait_until_gone, write_clusters
 
 import provtask
 from provtask import Store
@@ -40,22 +40,17 @@ PER_JOB_LIMIT = QOS_LIMIT.replace("QOSMaxSubmitJobPerUserLimit", "QOSMaxWallDura
 
 
 def clusters_file(tmp_path: Path, **settings: object) -> Path:
-    settings = {
-        "scheduler": "slurm",
+    """One cpu partition of the local SLURM, one core per job."""
+    cpu = {
         "queue": "cpu",
         "cores": 1,
         "memory": "1GB",
         "walltime": "00:10:00",
         "job-name": "wall15-submit",
-        "log-directory": str(tmp_path / "logs"),
         "idle-timeout": "5s",
         **settings,
     }
-    lines = ["default: cpu", "partitions:", "  cpu:"]
-    lines += [f"    {key}: {value!r}" for key, value in settings.items()]
-    path = tmp_path / "clusters.yaml"
-    path.write_text("\n".join(lines).replace("'", '"') + "\n")
-    return path
+    return write_clusters(tmp_path, {"cpu": cpu})
 
 
 def test_submit_limit_refusals_are_told_from_other_refusals():
