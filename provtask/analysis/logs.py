@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import NotFoundError
+from ..suggest import did_you_mean
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -30,12 +30,6 @@ class AttemptLog:
     def header(self) -> str:
         where = self.node or self.worker or "no worker"
         return f"{self.task_id} attempt {self.attempt}/{self.attempts} {self.status} on {where}"
-
-
-def did_you_mean(name: str, known: list[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest known name, or ``""``."""
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_task(store: Store, run_id: str, task_id: str) -> str:

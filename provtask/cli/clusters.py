@@ -41,8 +41,8 @@ def clusters(
     jobs (dask-jobqueue's own config files are not read).
     """
     from ..clusters import job_script, load_clusters
-    from ..clusters.config import did_you_mean
     from ..clusters.show import config_json, config_text, no_config_text
+    from ..suggest import did_you_mean
 
     config = load_clusters(clusters_path)
     if job_script_of is not None:

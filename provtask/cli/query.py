@@ -168,8 +168,8 @@ def tasks(
 
 def check_task_name(store: Store, run_ref: str, name: str) -> None:
     """An unknown task name is an error that names the closest one, not an empty table."""
-    from ..analysis.logs import did_you_mean
     from ..errors import NotFoundError
+    from ..suggest import did_you_mean
 
     run_id = store.resolve_run(run_ref)
     known = [

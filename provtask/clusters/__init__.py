@@ -1,13 +1,8 @@
 """Partitions from a clusters file (``clusters.yaml``), each run by its own Dask cluster."""
 
-from .config import (
-    ClustersConfig,
-    PartitionConfig,
-    find_clusters_file,
-    load_clusters,
-    parse_clusters,
-)
+from .config import ClustersConfig, PartitionConfig, load_clusters, parse_clusters
 from .jobqueue import cluster_kwargs, job_class, job_script, make_cluster
+from .locate import find_clusters_file
 
 __all__ = [
     "ClustersConfig",

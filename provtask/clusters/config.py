@@ -7,8 +7,6 @@ naming the file, the partition and the key, raised before anything is submitted.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -18,10 +16,10 @@ from typing import Any
 from ..errors import ConfigError, ResourceError
 from ..gpu_devices import DEFAULT_GPU_ENV
 from ..resources import Resources, format_walltime
+from ..suggest import did_you_mean
 from .fields import KEYS, REQUIRED, SCHEDULERS
+from .locate import find_clusters_file
 
-ENV_VAR = "PROVTASK_CLUSTERS"
-FILE_NAME = "clusters.yaml"
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 # What batch jobs get when the file leaves these out (dask-jobqueue's own defaults).
 DEFAULT_SHEBANG = "#!/usr/bin/env bash"
@@ -213,45 +211,6 @@ class ClustersConfig:
             f"{self.source or 'the clusters config'}{did_you_mean(name, self.partitions)}; "
             f"its partitions are: {', '.join(self.partitions)}"
         )
-
-
-def did_you_mean(word: str, choices: Any) -> str:
-    """`` (did you mean 'gpu'?)`` when a choice is close to ``word``, else ``""``."""
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def search_order() -> list[tuple[str, Path | None]]:
-    """Where a clusters file is looked for, first to last (``None``: variable not set)."""
-    env = os.environ.get(ENV_VAR)
-    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return [
-        (f"${ENV_VAR}", Path(env) if env else None),
-        ("current directory", Path(FILE_NAME)),
-        ("user config", config_home / "provtask" / FILE_NAME),
-    ]
-
-
-def find_clusters_file(explicit: Path | None) -> Path | None:
-    """The clusters file to use: ``explicit``, then ``$PROVTASK_CLUSTERS``, then
-    ``./clusters.yaml``, then ``$XDG_CONFIG_HOME/provtask/clusters.yaml`` (default
-    ``~/.config``). A file named explicitly or by the variable must exist."""
-    if explicit is not None:
-        if not Path(explicit).is_file():
-            raise ConfigError(
-                f"clusters file {explicit} does not exist; give an existing file with "
-                f"--clusters (or ${ENV_VAR}), or leave both out to search the usual places"
-            )
-        return Path(explicit)
-    for origin, path in search_order():
-        if origin.startswith("$") and path is not None and not path.is_file():
-            raise ConfigError(
-                f"clusters file {path} does not exist (named by ${ENV_VAR}); fix or unset "
-                "the variable"
-            )
-        if path is not None and path.is_file():
-            return path
-    return None
 
 
 def load_clusters(explicit: Path | None = None) -> ClustersConfig | None:

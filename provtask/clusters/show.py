@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..resources import format_walltime
-from .config import ClustersConfig, PartitionConfig, format_size, search_order
+from .config import ClustersConfig, PartitionConfig, format_size
 from .jobqueue import CLUSTER_CLASSES, cluster_kwargs
+from .locate import search_order
 
 _SIZES = ("memory", "disk")
 
