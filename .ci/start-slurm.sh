@@ -178,6 +178,9 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=${DBD_PORT}
 AccountingStorageTRES=gres/gpu
+# Association limits are enforced (root's association exists from the start), so a
+# MaxSubmitJobs limit set with sacctmgr really refuses sbatch (tests/test_submission.py).
+AccountingStorageEnforce=limits
 JobCompType=jobcomp/none
 SwitchType=switch/none
 MpiDefault=pmix

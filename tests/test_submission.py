@@ -4,18 +4,16 @@ Submissions of a partition are spaced by its ``max-submit-rate``, and a submissi
 because the user's submit limit is reached is recorded and tried again later; the run does
 not fail.
 
-The local SLURM runs with ``AccountingStorageEnforce=none``, so a QOS or association
-``MaxSubmitJobs`` limit set with sacctmgr is not enforced and no real sbatch refuses a job
-for it. The end-to-end test therefore puts a stand-in ``sbatch`` first on PATH that refuses
-the first two submissions with SLURM's own words, then hands every submission to the real
-sbatch: everything else (the jobs, the workers, the store) is real.
+The local SLURM enforces association limits (``AccountingStorageEnforce=limits``): the
+end-to-end test sets root's ``MaxSubmitJobs`` to 1 with sacctmgr and holds that one slot
+with a job of its own, so the real sbatch refuses the run's job until that job ends.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import stat
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,7 @@ import provtask
 from provtask import Store
 from provtask.clusters.config import parse_clusters
 from provtask.clusters.submit_rate import Backoff, SubmitPacer, is_submit_limit
-from provtask.errors import ConfigError
+from provtask.errors import ConfigError, NotFoundError
 
 DAGS = Path(__file__).parent / "dags"
 # What sbatch prints for a QOS MaxSubmitJobsPerUser limit, an association MaxSubmitJobs
@@ -97,52 +95,104 @@ def test_submissions_are_spaced_by_max_submit_rate(tmp_path, store_dir):
 
 
 @pytest.fixture
-def refusing_sbatch(tmp_path, monkeypatch) -> Path:
-    """A stand-in sbatch first on PATH: refuses twice with SLURM's words, then submits."""
-    real = shutil.which("sbatch")
-    assert real is not None
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    count = tmp_path / "refusals"
-    script = bin_dir / "sbatch"
-    script.write_text(
-        "#!/usr/bin/env bash\n"
-        f"count=$(cat {count} 2>/dev/null || echo 0)\n"
-        'if [ "$count" -lt 2 ]; then\n'
-        f"    echo $((count + 1)) > {count}\n"
-        f"    printf '%s\\n' \"{QOS_LIMIT}\" >&2\n"
-        "    exit 1\n"
-        "fi\n"
-        f'exec {real} "$@"\n'
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return count
+def submit_limit_reached() -> Iterator[str]:
+    """root may have one job submitted at a time, and a job of the test's own holds it: the
+    run's submissions are refused by SLURM until the test cancels that job. Yields its id;
+    the limit is lifted at the end whatever happened."""
+    require_slurm()
+
+    def limit(value: int) -> None:
+        subprocess.run(
+            [
+                "sacctmgr",
+                "-i",
+                "modify",
+                "user",
+                "where",
+                "name=root",
+                "set",
+                f"MaxSubmitJobs={value}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    limit(1)
+    try:
+        deadline = time.monotonic() + 30  # slurmctld hears of the new limit from slurmdbd
+        while True:
+            holder = (
+                subprocess.run(
+                    [
+                        "sbatch",
+                        "--parsable",
+                        "-p",
+                        "cpu",
+                        "-J",
+                        "provtask-test-limit-holder",
+                        "--wrap",
+                        "sleep 20",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=True,
+                )
+                .stdout.strip()
+                .split(";")[0]
+            )
+            probe = subprocess.run(
+                ["sbatch", "--parsable", "-p", "cpu", "--wrap", "true"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if probe.returncode != 0:
+                assert is_submit_limit(probe.stderr), probe.stderr
+                break
+            subprocess.run(["scancel", holder, probe.stdout.strip().split(";")[0]], timeout=60)
+            assert time.monotonic() < deadline, "slurmctld never enforced MaxSubmitJobs=1"
+            time.sleep(1)
+        yield holder
+    finally:
+        limit(-1)
+        subprocess.run(["scancel", "--name", "provtask-test-limit-holder"], timeout=60)
 
 
 def test_a_run_waits_out_submit_limit_refusals_and_records_them(
-    tmp_path, store_dir, refusing_sbatch
+    tmp_path, store_dir, submit_limit_reached
 ):
-    require_slurm()
     dag = provtask.load_dag_file(DAGS / "slow_on_cpu.py")
     config = clusters_file(tmp_path, **{"max-jobs": 1})
-    result = dag.run(params={"n": 2, "seconds": 1}, store=store_dir, clusters=config, cache=False)
+    params = {"n": 2, "seconds": 1}
+    handle = dag.submit(params=params, store=store_dir, clusters=config, cache=False)
+    store = Store(store_dir)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            refusals = (store.jobs(handle.run_id)["state"] == "REFUSED").sum()
+        except NotFoundError:  # the run's row is not committed yet
+            refusals = 0
+        if refusals >= 2:
+            break
+        time.sleep(0.5)
+    subprocess.run(["scancel", submit_limit_reached], check=True, timeout=60)  # a slot frees
+    result = handle.result(timeout=300)
     assert result.ok, result.errors
-    assert refusing_sbatch.read_text().strip() == "2"
 
-    jobs = Store(store_dir).jobs(result.run_id).sort_values("submitted_at")
+    jobs = store.jobs(result.run_id).sort_values("submitted_at")
     refused = jobs[jobs["state"] == "REFUSED"]
-    assert len(refused) == 2
-    assert refused["error"].str.contains("QOSMaxSubmitJobPerUserLimit").all()
-    assert list(refused["reason"]) == [
+    assert len(refused) >= 2
+    assert refused["error"].str.contains("AssocMaxSubmitJobLimit").all()  # SLURM's own words
+    assert list(refused["reason"])[:2] == [
         "submit limit reached; tried again in 5 s",
         "submit limit reached; tried again in 10 s",
     ]
     assert refused["job_id"].isna().all()
     submitted = jobs[jobs["job_id"].notna()]
-    assert len(submitted) == 1  # the third try went through, and ran both tasks
-    waited = submitted["submitted_at"].iloc[0] - refused["submitted_at"].iloc[0]
-    assert waited.total_seconds() >= 14  # the pauses of 5 and 10 s
-    attempts = Store(store_dir).attempts(run=result.run_id)
+    assert len(submitted) == 1  # a later try went through, and ran both tasks
+    assert submitted["submitted_at"].iloc[0] > refused["submitted_at"].iloc[-1]
+    attempts = store.attempts(run=result.run_id)
     assert set(attempts["batch_job_id"].dropna()) == set(submitted["job_id"])
     assert wait_until_gone(set(submitted["job_id"])) == set()
