@@ -6,7 +6,8 @@ import os
 import signal
 
 from provtask import DAG, Store, task
-from provtask.engine.batching import Durations, Picked, apply_picks, take_picks
+from provtask.engine.batching import Durations, Picked, Probing, apply_picks, take_picks
+from provtask.engine.rungraph import RunGraph
 
 
 def test_small_elements_run_in_batches_with_their_own_provenance(client, store_dir, load_dag):
@@ -111,3 +112,21 @@ def test_small_calls_in_a_loop_run_in_batches_too(client, store_dir):
     assert sum(key.startswith("batch-") for key in keys) > 150
     attempts = Store(store_dir).attempts(run=result.run_id)
     assert len(attempts) == 301 and set(attempts["status"]) == {"success"}
+
+
+def test_the_probes_of_a_new_task_name_go_out_before_its_other_elements():
+    """The first submission of a new name: two elements per worker slot go first (keyed,
+    looked up and sent), the others are keyed after them and held until the probes report."""
+    with DAG("probing") as dag:
+        where.map(list(range(100)))
+    graph = RunGraph(dag, {})
+    (node,) = graph.ready
+    elements = graph.expand(node)
+    probing = Probing(Durations())
+    first, later = probing.first_out(elements, slots=2)
+    assert first == elements[:4] and later == elements[4:]
+    assert probing.admit(first, slots=2, now=0.0) == first
+    assert probing.admit(later, slots=2, now=0.0) == []  # held for the probes' durations
+    for _ in range(2):
+        probing.durations.observe("where", 0.001)
+    assert probing.first_out(elements, slots=2) == (elements, [])  # a known name: all at once

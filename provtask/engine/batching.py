@@ -84,13 +84,32 @@ class Probing:
                 continue
             if name not in self.deadline:
                 self.deadline[name] = now + HOLD
-                self.probes[name] = max(OBSERVED, 2 * slots)
+                self.probes[name] = self._probes(slots)
             if self.probes[name] > 0:
                 self.probes[name] -= 1
                 admitted.append(inst)
             else:
                 self.held.setdefault(name, []).append(inst)
         return admitted
+
+    def first_out(self, ready: list[Any], slots: int) -> tuple[list[Any], list[Any]]:
+        """``ready`` split in two: what goes out first (the probes of new task names, and
+        every task that would not be held), and the other elements of new task names, which
+        :meth:`admit` will hold. Keying the second part waits until the probes are out."""
+        first, later = [], []
+        room: dict[str, int] = {}
+        for inst in ready:
+            name = inst.task.name
+            if not _may_wait(inst) or self.durations.known(name) or name in self.deadline:
+                first.append(inst)
+                continue
+            left = room.setdefault(name, self._probes(slots))
+            if left > 0:
+                room[name] = left - 1
+                first.append(inst)
+            else:
+                later.append(inst)
+        return first, later
 
     def release(self, now: float) -> list[Any]:
         """Held instances whose task name is now known, or that waited long enough."""
@@ -99,6 +118,11 @@ class Probing:
             if self.durations.known(name) or now >= self.deadline[name]:
                 released += self.held.pop(name)
         return released
+
+    @staticmethod
+    def _probes(slots: int) -> int:
+        """First elements of a new task name sent alone: two per worker slot."""
+        return max(OBSERVED, 2 * slots)
 
 
 def _may_wait(inst: Instance) -> bool:

@@ -75,15 +75,24 @@ class Dispatcher:
         self.graph.fail(inst, TaskState.FAILED, why)
 
     def submit(self, batch: list[Instance]) -> None:
-        """Submit ready tasks (first attempts and retries), or mark them cached."""
+        """Submit ready tasks (first attempts and retries), or mark them cached. The probes
+        of new task names go out before the elements they hold back are keyed."""
+        first, later = self.probing.first_out(batch, self._slots())
+        self._submit(first)
+        if later:
+            self._submit(later)
+
+    def _slots(self) -> int:
+        return sum(n for _, n in self.threads.values())
+
+    def _submit(self, batch: list[Instance]) -> None:
         # One client.map per pool, number of arguments and worker resources; its columns
         # are the arguments. Tasks whose output is in the store become cached instead.
         riders = [inst for inst in batch if inst.attempts.chain is not None]
         batch = self.cache.take_hits(batch)
         if riders:
             batch = self._board(riders, batch)
-        slots = sum(n for _, n in self.threads.values())
-        batch = self.probing.admit(batch, slots, time.monotonic())
+        batch = self.probing.admit(batch, self._slots(), time.monotonic())
         self.placement.outputs_reported()
         groups: dict[tuple, tuple[Pool, list[Instance], tuple[str, ...] | None]] = {}
         now = time.time()
@@ -129,6 +138,7 @@ class Dispatcher:
                         announce,
                         batch_picks,
                         template_of(inst.task, inst.kind),
+                        probe=not self.durations.known(inst.task.name),
                     )
                 )
                 rows.append(arguments)

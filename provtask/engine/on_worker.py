@@ -48,6 +48,7 @@ class AttemptCall:
         "keywords",
         "label",
         "picks",
+        "probe",
         "run_id",
     )
 
@@ -61,6 +62,7 @@ class AttemptCall:
         announce: bool = False,
         batch_picks: tuple = (),
         label: str | None = None,
+        probe: bool = False,
     ) -> None:
         self.run_id = run_id
         self.function = function  # index into the run's function table
@@ -70,10 +72,11 @@ class AttemptCall:
         self.announce = announce  # tell the driver when it starts (it enforces a walltime)
         self.batch_picks = batch_picks  # elements of batches' values (see .batching)
         self.label = label  # template of the attempt's label (see provtask.labels)
+        self.probe = probe  # its task name's durations are unknown: report it at once
 
     def __reduce__(self) -> tuple:
         fields = (self.run_id, self.function, self.key, self.picks, self.keywords, self.announce)
-        return AttemptCall, (*fields, self.batch_picks, self.label)
+        return AttemptCall, (*fields, self.batch_picks, self.label, self.probe)
 
 
 class FailedAttempt:
@@ -91,6 +94,7 @@ FAILED = FailedAttempt()
 class RunContext(NamedTuple):
     topic: str  # of the run's events
     reports: dict[str, dict[str, Any]]  # by Dask key: finished attempts not yet sent
+    probes: set[str]  # Dask keys of probes (see Probing): their reports go at once
     functions: tuple[Callable, ...]
     files: ArtifactFiles
     worker: str
@@ -130,6 +134,7 @@ class RunPlugin(WorkerPlugin):
         context = RunContext(
             topic=self.topic,
             reports={},
+            probes=set(),
             functions=self.functions,
             files=ArtifactFiles(self.store_root),
             worker=worker.address,
@@ -164,19 +169,25 @@ class RunPlugin(WorkerPlugin):
         This hook runs on the worker's event loop, so nothing wakes the loop from the task
         thread. While the worker has more tasks to run, reports wait (at most
         ``REPORT_DELAY``) to travel together; an idle worker sends at once, so chains of
-        dependent tasks are not slowed down.
+        dependent tasks are not slowed down, and so does a worker that ran a probe: the
+        driver waits for the probes' durations to batch the task name's other elements.
         """
         if finish == "executing":
             return
-        report = _RUNS[self.run_id].reports.pop(key, None)
+        context = _RUNS[self.run_id]
+        report = context.reports.pop(key, None)
         if report is None:
             return
+        probe = key in context.probes
+        if probe:
+            context.probes.discard(key)
         if isinstance(report, list):  # a batch: one report per attempt
             self.unsent.extend(report)
         else:
             self.unsent.append(report)
         state = self.worker.state
-        if (state.executing_count or state.ready) and len(self.unsent) < REPORT_BATCH:
+        busy = state.executing_count or state.ready
+        if busy and not probe and len(self.unsent) < REPORT_BATCH:
             if self.timer is None:
                 self.timer = self.worker.loop.call_later(REPORT_DELAY, self.send_reports)
         else:
@@ -242,6 +253,8 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
     args, kwargs = arguments[:split], dict(zip(call.keywords, arguments[split:], strict=True))
     report: dict[str, Any] = {"op": "attempt", "key": call.key, "started": time.time()}
     RUNNING[call.key] = (report["started"], context.worker)
+    if call.probe:
+        context.probes.add(call.key)
     if call.announce:  # the driver stops the attempt when it runs past its walltime
         event = {"op": "started", "key": call.key, "worker": context.worker}
         get_worker().log_event(context.topic, event)

@@ -49,6 +49,7 @@ RELEASE_INTERVAL = 0.5  # s between hand-overs of unneeded futures to the client
 HEARTBEAT_INTERVAL = 5.0  # s between run heartbeats in the store
 TEND_INTERVAL = 1.0  # s between scaling and batch-job checks of the pools
 PROGRESS_INTERVAL = 0.1  # s between progress snapshots
+WORKER_REPORTS_WAIT = 1.0  # s at most for the reports of the workers present at the start
 
 
 class Engine:
@@ -93,6 +94,7 @@ class Engine:
         self.scheduler_plugin = WorkerDeparturePlugin(run_id, self.topic)
         self.exit_plugin = WorkerExitPlugin(run_id, self.topic)
         self.workers: set[str] = set()
+        self.attached_workers: set[str] = set()  # workers that set the run up as it attached
         self.cancel_reason: str | None = None
 
     # -- main loop --------------------------------------------------------------------------
@@ -100,6 +102,7 @@ class Engine:
         self.recorder.add_tasks(list(self.graph.instances.values()))
         self.recorder.add_edges([(u, v, d["kind"]) for u, v, d in self.dag.graph.edges(data=True)])
         self.pools.attach(self._attach)
+        self._hear_attached_workers()
         self._advance()
         next_scan = next_beat = next_publish = next_release = next_tend = time.monotonic()
         while self.graph.unfinished and self.cancel_reason is None:
@@ -169,10 +172,22 @@ class Engine:
             self.inbox.put(PoolEvent(pool, event[1]))
 
         pool.client.subscribe_topic(self.topic, handler)
-        pool.client.register_plugin(self.worker_plugin)
+        set_up = pool.client.register_plugin(self.worker_plugin)  # by worker address
+        self.attached_workers.update(set_up or ())
         pool.client.register_plugin(self.scheduler_plugin)
         with contextlib.suppress(ValueError):  # a cluster without nannies: no exit codes
             pool.client.register_plugin(self.exit_plugin)
+
+    def _hear_attached_workers(self) -> None:
+        """Wait (briefly) for the reports of the workers that set the run up as its pools
+        attached: the first submission then knows how many worker slots there are, and
+        probes a new task name on every one of them (see ``Probing``)."""
+        deadline = time.monotonic() + WORKER_REPORTS_WAIT
+        while not self.attached_workers <= self.workers and self.cancel_reason is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._drain_inbox(timeout=left)
 
     # -- routing ----------------------------------------------------------------------------
     def _drain_inbox(self, timeout: float) -> None:
