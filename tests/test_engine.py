@@ -336,3 +336,14 @@ def test_blocking_run_can_draw_a_progress_bar(client, store_dir, load_dag, capsy
     assert result.ok
     drawn = capsys.readouterr().err  # not a terminal: plain lines on stderr
     assert f"{result.run_id} 3/3 done, 0 running, 0 failed, 0 queued" in drawn
+
+
+def test_a_run_on_the_callers_client_leaves_no_plugin_behind(client, store_dir, load_dag):
+    """The run's worker and scheduler plugins are removed from a client the caller owns."""
+
+    def plugins(dask_scheduler) -> list[str]:
+        return [*dask_scheduler.plugins, *dask_scheduler.worker_plugins]
+
+    result = load_dag("small_elements").run(params={"n": 10}, client=client, store=store_dir)
+    assert result.ok, result.errors
+    assert not [name for name in client.run_on_scheduler(plugins) if result.run_id in name]

@@ -136,7 +136,7 @@ class Engine:
         return status
 
     def close(self) -> None:
-        """Detach from the pools and mark workers as released."""
+        """Detach from the caller's clients and mark workers as released."""
         self.cache.close()
         now = time.time()
         for worker in self.workers:
@@ -145,7 +145,9 @@ class Engine:
             for event in pool.release(now):
                 self.recorder.job_event(pool.name, event.name, **event.columns)
         for pool in self.pools.all():
-            if pool.client.status == "running":
+            # A cluster the run owns is closed next: its plugins go with it. A client the
+            # caller gave is left as it was found.
+            if pool.cluster is None and pool.client.status == "running":
                 pool.client.unsubscribe_topic(self.topic)
                 # A worker may be dying (one just killed to stop an attempt at its walltime).
                 with contextlib.suppress(OSError):
