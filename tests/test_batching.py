@@ -6,7 +6,7 @@ import os
 import signal
 
 from provtask import DAG, Store, task
-from provtask.engine.batching import Durations, Picked, Probing, apply_picks, take_picks
+from provtask.engine.batching import HOLD, Durations, Picked, Probing, apply_picks, take_picks
 from provtask.engine.rungraph import RunGraph
 
 
@@ -126,7 +126,10 @@ def test_the_probes_of_a_new_task_name_go_out_before_its_other_elements():
     first, later = probing.first_out(elements, slots=2)
     assert first == elements[:4] and later == elements[4:]
     assert probing.admit(first, slots=2, now=0.0) == first
-    assert probing.admit(later, slots=2, now=0.0) == []  # held for the probes' durations
+    # Keying 10,000s of elements takes longer than the wait: it starts when they are held.
+    assert probing.admit(later, slots=2, now=1.0) == []  # held for the probes' durations
+    assert probing.release(now=1.1) == []
+    assert probing.release(now=1.0 + HOLD) == later  # the durations never came: alone
     for _ in range(2):
         probing.durations.observe("where", 0.001)
     assert probing.first_out(elements, slots=2) == (elements, [])  # a known name: all at once

@@ -60,9 +60,9 @@ class Durations:
 
 class Probing:
     """The first elements of a task name run alone; until their durations are known (at
-    most ``HOLD`` s), its other ready elements wait, so that they can go in batches if the
-    name turns out small. The first elements fill every worker slot, so waiting costs
-    nothing when the name is not small."""
+    most ``HOLD`` s after the first element was held back), its other ready elements wait,
+    so that they can go in batches if the name turns out small. The first elements fill
+    every worker slot, so waiting costs nothing when the name is not small."""
 
     def __init__(self, durations: Durations) -> None:
         self.durations = durations
@@ -82,13 +82,12 @@ class Probing:
             ):
                 admitted.append(inst)
                 continue
-            if name not in self.deadline:
-                self.deadline[name] = now + HOLD
-                self.probes[name] = self._probes(slots)
-            if self.probes[name] > 0:
-                self.probes[name] -= 1
+            left = self.probes.setdefault(name, self._probes(slots))
+            if left > 0:
+                self.probes[name] = left - 1
                 admitted.append(inst)
-            else:
+            else:  # the wait starts with the first element held
+                self.deadline.setdefault(name, now + HOLD)
                 self.held.setdefault(name, []).append(inst)
         return admitted
 
@@ -100,7 +99,7 @@ class Probing:
         room: dict[str, int] = {}
         for inst in ready:
             name = inst.task.name
-            if not _may_wait(inst) or self.durations.known(name) or name in self.deadline:
+            if not _may_wait(inst) or self.durations.known(name) or name in self.probes:
                 first.append(inst)
                 continue
             left = room.setdefault(name, self._probes(slots))
