@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from enum import Enum
 
+_UNFINISHED = frozenset({"pending", "running"})  # values: read once per task and transition
+_OK = frozenset({"success", "cached"})
+
 
 class TaskState(str, Enum):
     """Lifecycle of one task (one DAG node, or one element of a ``.map``) in a run."""
@@ -18,11 +21,11 @@ class TaskState(str, Enum):
 
     @property
     def finished(self) -> bool:
-        return self not in (TaskState.PENDING, TaskState.RUNNING)
+        return self._value_ not in _UNFINISHED
 
     @property
     def ok(self) -> bool:
-        return self in (TaskState.SUCCESS, TaskState.CACHED)
+        return self._value_ in _OK
 
 
 class AttemptStatus(str, Enum):

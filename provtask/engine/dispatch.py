@@ -33,6 +33,7 @@ from .recorder import RunRecorder
 from .rungraph import RunGraph
 from .tracking import InFlight
 
+_ATOMS = {str, int, float, bool, bytes, type(None)}  # arguments that hold no reference
 _BATCH_ERROR = f"{BatchJobError.__module__}.{BatchJobError.__qualname__}"
 
 
@@ -96,20 +97,29 @@ class Dispatcher:
         self.placement.outputs_reported()
         groups: dict[tuple, tuple[Pool, list[Instance], tuple[str, ...] | None]] = {}
         now = time.time()
+        placed: dict[int, tuple[Pool, tuple]] = {}  # by id of the TaskDef: its pool, resources
         for inst in batch:
-            pool = self.pools.pool_for(inst.task)
-            workers = self.job_ends.workers_for(pool, inst.task, now)
+            task = inst.task
+            found = placed.get(id(task))
+            if found is None:
+                pool = self.pools.pool_for(task)
+                resources = pool.task_resources(task)
+                found = placed[id(task)] = (
+                    pool,
+                    tuple(sorted(resources.items())) if resources else (),
+                )
+            pool, resource_key = found
+            workers = self.job_ends.workers_for(pool, task, now)
             if workers == () and pool.broken is None:  # no worker has time enough left
                 self.job_ends.hold(inst, pool)
                 continue
             arity = len(inst.node.args) + len(inst.node.kwargs)
-            resources = pool.task_resources(inst.task)
-            resource_key = tuple(sorted(resources.items())) if resources else ()
             group_key = (id(pool), arity, resource_key, workers)
             groups.setdefault(group_key, (pool, [], workers))[1].append(inst)
         for pool, instances, workers in groups.values():
             calls, rows = [], []
             load = functools.partial(self.placement.input_future, pool=pool)
+            facts: dict[tuple[int, str], tuple] = {}  # by TaskDef and kind: see _call_facts
             for inst in instances:
                 inst.attempts.number += 1
                 inst.attempts.key = attempt_key(inst, self.run_id)
@@ -121,30 +131,45 @@ class Dispatcher:
                 if pool.broken is not None:
                     self.cannot_run(inst, pool.broken)
                     continue
-                function = self.functions[self._callable(inst.task)]
-                # The driver enforces walltimes of Python tasks; MPI tasks enforce their own.
-                announce = inst.task.kind == "python" and inst.task.resources.walltime is not None
-                arguments = self.graph.resolve((*inst.node.args, *inst.node.kwargs.values()), load)
+                task, node = inst.task, inst.node
+                shared = facts.get((id(task), inst.kind))
+                if shared is None:
+                    shared = facts[(id(task), inst.kind)] = self._call_facts(task, inst.kind)
+                function, announce, label, probe = shared
+                arguments = (*node.args, *node.kwargs.values())
                 batch_picks: tuple = ()
-                if self.batches:
-                    arguments, batch_picks = take_picks(arguments)
+                if not all(type(value) in _ATOMS for value in arguments):
+                    arguments = self.graph.resolve(arguments, load)
+                    if self.batches:
+                        arguments, batch_picks = take_picks(arguments)
                 calls.append(
                     AttemptCall(
                         self.run_id,
                         function,
                         inst.attempts.key,
-                        inst.node.picks,
-                        tuple(inst.node.kwargs),
+                        node.picks,
+                        tuple(node.kwargs),
                         announce,
                         batch_picks,
-                        template_of(inst.task, inst.kind),
-                        probe=not self.durations.known(inst.task.name),
+                        label,
+                        probe=probe,
                     )
                 )
                 rows.append(arguments)
                 self.in_flight.add(inst.attempts.key, inst, pool)
             if calls:
                 self._send(pool, calls, rows, workers)
+
+    def _call_facts(self, task: TaskDef, kind: str) -> tuple[int, bool, str | None, bool]:
+        """What every attempt call of a task shares within one submission: the index of its
+        function, whether the driver enforces its walltime (Python tasks; MPI tasks enforce
+        their own), its label template, and whether it probes a task name not yet known."""
+        return (
+            self.functions[self._callable(task)],
+            task.kind == "python" and task.resources.walltime is not None,
+            template_of(task, kind),
+            not self.durations.known(task.name),
+        )
 
     def _board(self, riders: list[Instance], ready: list[Instance]) -> list[Instance]:
         """Riders of fused chains that are ready take their place in flight (see .chains);

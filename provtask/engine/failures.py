@@ -122,7 +122,7 @@ class Retries:
             self.graph.fail(inst, TaskState.FAILED, error)
             return
         try:
-            inst.attempts.escalated = self.escalator.retry_task(inst.task, cause, inst.task_id)
+            inst.task = self.escalator.retry_task(inst.task, cause, inst.task_id)
         except ResourceError as exc:
             self.graph.fail(inst, TaskState.FAILED, f"{error}; {exc}")
         else:

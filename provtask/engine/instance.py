@@ -1,4 +1,4 @@
-"""One task of a run, as the engine tracks it.
+"""One task of a run, as the engine tracks it (slotted: a run holds one per task).
 
 An :class:`Instance` is split by who may change what:
 
@@ -26,7 +26,7 @@ Kind = Literal["call", "map", "element"]
 CacheOutcome = Literal["hit", "kept", "miss", "off", "refresh", "uncacheable"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Node:
     """What one task of a run is: a DAG call, a ``.map`` node, or one element of a map."""
 
@@ -40,12 +40,11 @@ class Node:
     picks: tuple[tuple[int, int], ...] = ()  # (argument, index) an element takes from lists
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Attempts:
     """A task's attempts: the one in flight, and the times and error of the deciding one."""
 
     number: int = 0  # of the latest attempt; 0 before the first
-    escalated: TaskDef | None = None  # the task with the resources retries escalated to
     uncounted: int = 0  # lost with a batch through no fault of their own: no retry used
     future: Future | None = None  # of the attempt in flight, or of the value on a worker
     batch_index: int | None = None  # the future is a batch's: this attempt's place in it
@@ -61,7 +60,7 @@ class Attempts:
         return self.number - self.uncounted
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CacheState:
     """What the cache knows of a task: its inputs, its key, and whether it was reused."""
 
@@ -73,7 +72,7 @@ class CacheState:
     loaders: dict[int, Future] = field(default_factory=dict)  # a reused output's, by client
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Instance:
     """One task of a run: its fixed node, and the state the engine keeps of it."""
 
@@ -88,17 +87,17 @@ class Instance:
     n_items: int | None = None
     attempts: Attempts = field(default_factory=Attempts)
     caching: CacheState = field(default_factory=CacheState)
+    # The task as the next or latest attempt runs it: the node's, or a copy with the
+    # resources a retry for lack of memory or time escalated to (see failures.Retries).
+    task: TaskDef = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.task = self.node.task
 
     # Read everywhere, so forwarded (read-only).
     @property
     def task_id(self) -> str:
         return self.node.task_id
-
-    @property
-    def task(self) -> TaskDef:
-        """The task as the next or latest attempt runs it: with escalated resources after
-        a retry for lack of memory or time."""
-        return self.attempts.escalated or self.node.task
 
     @property
     def kind(self) -> Kind:
