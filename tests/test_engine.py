@@ -347,3 +347,11 @@ def test_a_run_on_the_callers_client_leaves_no_plugin_behind(client, store_dir, 
     result = load_dag("small_elements").run(params={"n": 10}, client=client, store=store_dir)
     assert result.ok, result.errors
     assert not [name for name in client.run_on_scheduler(plugins) if result.run_id in name]
+
+
+def test_the_scheduler_keeps_no_copy_of_a_runs_reports(client, store_dir, load_dag):
+    """A long-lived scheduler would otherwise hold the last 1,000 report messages of every
+    run for as long as it lives."""
+    result = load_dag("small_elements").run(params={"n": 300}, client=client, store=store_dir)
+    assert result.ok, result.errors
+    assert client.get_events(f"provtask-{result.run_id}") == ()

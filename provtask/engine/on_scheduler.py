@@ -1,5 +1,5 @@
 """What runs inside the Dask scheduler: telling the driver when a worker leaves, and whether
-it ran out of memory as far as the cluster can tell."""
+it ran out of memory as far as the cluster can tell; and keeping no copy of the run's events."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ OOM_RSS_FRACTION = 0.8
 
 class WorkerDeparturePlugin(SchedulerPlugin):
     """Reports each worker's departure (closed, crashed or lost) on the run's event topic,
-    and each worker killed for its memory use (``oom``: what the cluster saw)."""
+    and each worker killed for its memory use (``oom``: what the cluster saw). The run's
+    events (its workers' reports) are not kept in the scheduler once sent."""
 
     def __init__(self, run_id: str, topic: str) -> None:
         self.name = f"provtask-departures-{run_id}"
@@ -29,6 +30,17 @@ class WorkerDeparturePlugin(SchedulerPlugin):
     def start(self, scheduler: Any) -> None:
         self.scheduler = scheduler
         self.workers = dict(scheduler.workers)
+
+    def close(self) -> None:
+        self._forget_events()
+
+    def _forget_events(self) -> None:
+        """Drop the scheduler's copies of the run's events once they are sent to the
+        driver: it keeps the last 1,000 of every topic for as long as it lives, and the
+        run's reports would stay in its memory after the run (~250 bytes per task)."""
+        broker = getattr(self.scheduler, "_broker", None)  # not public: kept if it moves
+        if broker is not None:
+            broker.truncate(self.topic)
 
     def add_worker(self, scheduler: Any, worker: str) -> None:
         self.workers[worker] = scheduler.workers[worker]
@@ -45,6 +57,9 @@ class WorkerDeparturePlugin(SchedulerPlugin):
         scheduler.log_event(self.topic, event)
 
     def log_event(self, topic: str, msg: Any) -> None:
+        if topic == self.topic:
+            self._forget_events()
+            return
         if topic != NANNY_MEMORY_TOPIC or self.scheduler is None:
             return
         state = self.workers.get(msg["worker"])
