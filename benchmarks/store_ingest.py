@@ -6,9 +6,10 @@ Each round opens a fresh store and records a run of one-attempt map elements thr
 engine's ``RunRecorder``, with the calls the engine makes for each: the task known
 (``add_tasks``), its first attempt submitted (``task_submitted``: inputs, cache key, the
 attempt's row), the worker's report (``attempt_finished``: the output's artifact row and the
-attempt's ~20 finished columns) and the task's final state (``task_state``); then waits until all
-of it is committed. The instances and the workers' reports are made before the clock starts (the
-engine and the workers make them). Two orders:
+attempt's ~20 finished columns, built on the worker by ``report_columns.finished_report``) and
+the task's final state (``task_state``); then waits until all of it is committed. The instances
+and the workers' reports are made before the clock starts (the engine and the workers make
+them). Two orders:
 
 - short tasks: each report follows its submission (tasks that end within one commit window);
 - all in flight: every submission comes before the first report (many long tasks in flight).
@@ -27,7 +28,9 @@ from typing import Any
 from provtask import Store, task
 from provtask.engine.instance import CacheState, Instance, Node
 from provtask.engine.recorder import RunRecorder
+from provtask.engine.report_columns import finished_report
 from provtask.states import TaskState
+from provtask.store.artifacts import ArtifactMeta
 
 from .common import Figures, parser, report, rounds_of
 
@@ -63,24 +66,19 @@ def instances(n: int) -> list[tuple[Instance, dict[str, Any]]]:
             ),
         )
         data = i.to_bytes(8, "little")
-        artifact = {
-            "hash": f"{i + 3:064x}",
-            "size": len(data),
-            "serializer": "pickle",
-            "type": "builtins.int",
-            "preview": str(i),
-            "path": None,
-            "data": data,
-        }
-        worker_report = {
-            "op": "attempt",
+        artifact = ArtifactMeta(
+            f"{i + 3:064x}", len(data), "pickle", "builtins.int", str(i), None, data
+        )
+        measured = {  # what execute_attempt collects on the worker
             "key": f"simulate-{RUN}-{i + 1}.1",
             "started": now + 0.001,
+            "label": None,
             "stdout": None,
             "stderr": None,
             "function_ended": now + 0.0015,
             "status": "success",
             "artifact": artifact,
+            "output_hash": artifact.hash,
             "n_items": None,
             "ended": now + 0.002,
             "cpu_time": 0.0009,
@@ -91,6 +89,7 @@ def instances(n: int) -> list[tuple[Instance, dict[str, Any]]]:
             "node": "node-1",
             "batch_job_id": None,
         }
+        worker_report = finished_report(measured)  # what the worker sends
         made.append((inst, worker_report))
     return made
 
@@ -108,7 +107,7 @@ def finish(recorder: RunRecorder, inst: Instance, worker_report: dict[str, Any])
     recorder.attempt_finished(inst, 1, worker_report)
     inst.attempts.started_at = worker_report["started"]
     inst.attempts.ended_at = worker_report["ended"]
-    inst.output_hash = worker_report["artifact"]["hash"]
+    inst.output_hash = worker_report["output_hash"]
     inst.state = TaskState.SUCCESS
     recorder.task_state(inst)
 

@@ -59,7 +59,7 @@ class Outcomes:
             self.dispatch.durations.observe(
                 inst.task.name, report["function_ended"] - report["started"]
             )
-            inst.output_hash = report["artifact"]["hash"]
+            inst.output_hash = report["output_hash"]
             inst.n_items = report.get("n_items")
             if inst.attempts.chain is not None:  # only the chain's last value is in worker memory
                 if inst.attempts.chain.is_last(inst):
