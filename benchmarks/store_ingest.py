@@ -28,7 +28,7 @@ from typing import Any
 from provtask import Store, task
 from provtask.engine.instance import CacheState, Instance, Node
 from provtask.engine.recorder import RunRecorder
-from provtask.engine.report_columns import finished_report
+from provtask.engine.report_columns import ENDED, OUTPUT_HASH, STARTED, finished_report
 from provtask.states import TaskState
 from provtask.store.artifacts import ArtifactMeta
 
@@ -105,9 +105,9 @@ def submit(recorder: RunRecorder, inst: Instance) -> None:
 def finish(recorder: RunRecorder, inst: Instance, worker_report: dict[str, Any]) -> None:
     """What the engine records when the worker's report of a successful attempt arrives."""
     recorder.attempt_finished(inst, 1, worker_report)
-    inst.attempts.started_at = worker_report["started"]
-    inst.attempts.ended_at = worker_report["ended"]
-    inst.output_hash = worker_report["output_hash"]
+    row = worker_report["row"]
+    inst.attempts.started_at, inst.attempts.ended_at = row[STARTED], row[ENDED]
+    inst.output_hash = row[OUTPUT_HASH]
     inst.state = TaskState.SUCCESS
     recorder.task_state(inst)
 

@@ -2,10 +2,12 @@
 
 While an attempt runs, the worker collects what it measures in a dict (``execute_attempt``,
 ``captured``, GPU binding, an MPI launch); :func:`finished_report` turns it into the report the
-driver gets: the few values the engine acts on, by name, and the attempt's finished columns as
-one tuple in the order of :data:`ATTEMPT_COLUMNS` (or :data:`MPI_ATTEMPT_COLUMNS`), with its
-artifacts' rows in the order of :data:`ARTIFACT_COLUMNS`. The driver's recorder queues them as
-they are (``RunRecorder.attempt_finished``): no per-column work under its interpreter lock.
+driver gets: the attempt's finished columns as one tuple in the order of
+:data:`ATTEMPT_COLUMNS` (or :data:`MPI_ATTEMPT_COLUMNS`), and its artifacts' rows in the order
+of :data:`ARTIFACT_COLUMNS`. The driver's recorder queues them as they are
+(``RunRecorder.attempt_finished``), and the engine reads the values it acts on from the row
+by position (``STATUS``, ``STARTED``, ...): no per-column work under the driver's interpreter
+lock, and each value travels once.
 """
 
 from __future__ import annotations
@@ -55,15 +57,23 @@ MPI_ATTEMPT_COLUMNS = ATTEMPT_COLUMNS + MPI_COLUMNS
 ARTIFACT_COLUMNS = (*ArtifactMeta._fields, "created_at")
 
 
-def finished_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The report sent to the driver for the attempt the worker measured in ``report``.
+# Positions in a row of what the engine reads.
+STATUS = ATTEMPT_COLUMNS.index("status")
+STARTED = ATTEMPT_COLUMNS.index("started_at")
+ENDED = ATTEMPT_COLUMNS.index("ended_at")
+FUNCTION_ENDED = ATTEMPT_COLUMNS.index("function_ended_at")
+EXC_TYPE = ATTEMPT_COLUMNS.index("exc_type")
+EXC_MESSAGE = ATTEMPT_COLUMNS.index("exc_message")
+OUTPUT_HASH = ATTEMPT_COLUMNS.index("output_hash")
+N_ITEMS = ATTEMPT_COLUMNS.index("n_items")
+FAILURE_CAUSE = ATTEMPT_COLUMNS.index("failure_cause")
 
-    Its keys: ``key``, ``status``, ``started``, ``ended``, ``function_ended``,
-    ``output_hash``, ``n_items``, ``exc_type``, ``exc_message``, ``failure_cause``, ``label``
-    (what the engine reads), ``row`` (the attempt's columns, see :func:`row_columns`) and
+
+def finished_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The report sent to the driver for the attempt the worker measured in ``report``:
+    ``key``, ``label``, ``row`` (the attempt's columns, see :func:`row_columns`) and
     ``artifacts`` (rows of the output's artifact and an MPI launch's streams, created when
-    the attempt ended).
-    """
+    the attempt ended)."""
     get = report.get
     row = tuple(map(get, _REPORT_KEYS))
     mpi = get("mpi")
@@ -75,15 +85,6 @@ def finished_report(report: dict[str, Any]) -> dict[str, Any]:
         stored.insert(0, report["artifact"])
     return {
         "key": report["key"],
-        "status": report["status"],
-        "started": report["started"],
-        "ended": ended,
-        "function_ended": report["function_ended"],
-        "output_hash": get("output_hash"),
-        "n_items": get("n_items"),
-        "exc_type": get("exc_type"),
-        "exc_message": get("exc_message"),
-        "failure_cause": get("failure_cause"),
         "label": get("label"),
         "row": row,
         "artifacts": tuple((*meta, ended) for meta in stored),
