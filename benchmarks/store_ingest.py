@@ -15,11 +15,14 @@ them). Two orders:
 - all in flight: every submission comes before the first report (many long tasks in flight).
 
 Prints attempts per second (end to end, until committed) and µs per attempt on the caller's side
-(what the engine's thread pays to record an attempt).
+(what the engine's thread pays to record an attempt); then, measured apart on the short-tasks
+run, the parts: queueing with nothing shipped, ``marshal`` of the batch and its bytes, the
+writer process's merging and grouping of it.
 """
 
 from __future__ import annotations
 
+import marshal
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +34,8 @@ from provtask.engine.recorder import RunRecorder
 from provtask.engine.report_columns import ENDED, OUTPUT_HASH, STARTED, finished_report
 from provtask.states import TaskState
 from provtask.store.artifacts import ArtifactMeta
+from provtask.store.batch import BatchApplier
+from provtask.store.writer import StoreWriter
 
 from .common import Figures, parser, report, rounds_of
 
@@ -144,20 +149,50 @@ def one_round(folder: Path, n: int, in_flight: bool) -> tuple[float, float]:
     return n / elapsed, queued / n * 1e6
 
 
+def parts(folder: Path, n: int) -> dict[str, float]:
+    """The driver's and the writer process's parts measured apart, in this process, µs per
+    attempt: queueing the short-tasks run with nothing shipped, ``marshal`` of the queued
+    batch (and its size), the writer's merging and grouping of it (``BatchApplier``)."""
+    made = instances(n)
+    store = Store(folder)
+    writer = StoreWriter(store.conn, interval=3600, max_batch=1 << 30)  # ships at close
+    start = time.perf_counter()
+    record_run(RunRecorder(writer, RUN), made, in_flight=False)
+    queued = time.perf_counter() - start
+    operations = writer._ops  # what the next frame would carry (a peek at the queue)
+    start = time.perf_counter()
+    frame = marshal.dumps(operations, 4)
+    dumped = time.perf_counter() - start
+    start = time.perf_counter()
+    BatchApplier(store.conn).statements(marshal.loads(frame), set())
+    merged = time.perf_counter() - start
+    writer.close()
+    store.close()
+    return {
+        "µs per attempt queued, nothing shipped": queued / n * 1e6,
+        "µs per attempt, marshal of the batch": dumped / n * 1e6,
+        "bytes per attempt in the frame": len(frame) / n,
+        "µs per attempt, writer's merging (incl. marshal.loads)": merged / n * 1e6,
+    }
+
+
 def main() -> None:
     options = parser(__doc__, rounds=5)
     options.add_argument("--attempts", type=int, default=100_000)
     args = options.parse_args()
     n = 20_000 if args.quick else args.attempts
-    figures: Figures = {"attempts/s, short tasks": [], "attempts/s, all in flight": []}
+    orders = {False: "attempts/s, short tasks", True: "attempts/s, all in flight"}
+    figures: Figures = {name: [] for name in orders.values()}
     caller = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_no in range(rounds_of(args)):
-            for in_flight, name in zip((False, True), figures, strict=True):
+            for in_flight, name in orders.items():
                 folder = Path(tmp) / f"store-{round_no}-{in_flight}"
                 rate, cost = one_round(folder, n, in_flight)
                 figures[name].append(rate)
                 caller.append(cost)
+            for name, value in parts(Path(tmp) / f"store-{round_no}-parts", n).items():
+                figures.setdefault(name, []).append(value)
     figures["µs per attempt, caller's side"] = caller
     report(
         f"store ingest: {n} attempts through RunRecorder and StoreWriter", figures, {}, args.json

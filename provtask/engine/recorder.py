@@ -58,6 +58,18 @@ _ATTEMPT = (
     "submitted_at",
 )
 _ATTEMPTS = ("attempts",)
+# task_state's columns, by whether the error, the output and the times are known.
+_STATE = {
+    (error, output, ended): (
+        "state",
+        *(("error",) if error else ()),
+        *(("output_hash",) if output else ()),
+        *(("started_at", "ended_at") if ended else ()),
+    )
+    for error in (False, True)
+    for output in (False, True)
+    for ended in (False, True)
+}
 _LABEL = ("label",)
 
 
@@ -68,7 +80,6 @@ class RunRecorder:
         self.writer = writer
         self.run_id = run_id
         self._code_hashes: set[str] = set()
-        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}  # of task_state's columns
 
     def start_run(self, row: dict[str, Any]) -> None:
         self.writer.insert(
@@ -134,23 +145,19 @@ class RunRecorder:
         for source, target, kind in edges:
             self.writer.insert_row("edges", _EDGE, (self.run_id, source, target, kind), ignore=True)
 
-    def task_state(self, inst: Instance, **changes: Any) -> None:
-        """Record the instance's current state, plus any extra columns."""
+    def task_state(self, inst: Instance) -> None:
+        """Record the instance's current state, with its error, output and times if known."""
         attempts = inst.attempts
-        columns, values = [*changes, "state"], [*changes.values(), inst.state.value]
-        if attempts.error is not None:
-            columns.append("error")
-            values.append(attempts.error)
-        if inst.output_hash is not None:
-            columns.append("output_hash")
-            values.append(inst.output_hash)
-        if attempts.ended_at is not None:
-            columns += ("started_at", "ended_at")
-            values += (attempts.started_at, attempts.ended_at)
-        names = tuple(columns)
-        names = self._shapes.setdefault(names, names)
-        key = (self.run_id, inst.task_id)
-        self.writer.update_row("tasks", names, tuple(values), _TASK_KEY, key)
+        error, output, ended = attempts.error, inst.output_hash, attempts.ended_at
+        values: tuple = (inst.state.value,)
+        if error is not None:
+            values += (error,)
+        if output is not None:
+            values += (output,)
+        if ended is not None:
+            values += (attempts.started_at, ended)
+        columns = _STATE[(error is not None, output is not None, ended is not None)]
+        self.writer.update_row("tasks", columns, values, _TASK_KEY, (self.run_id, inst.task_id))
 
     def task_submitted(
         self, inst: Instance, partition: str, submitted_at: float | None = None
