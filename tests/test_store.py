@@ -348,6 +348,25 @@ def test_writer_keeps_the_order_of_inserts_and_updates(store, root, writer):
     assert rows == [("success", 300, sum(range(300)))]
 
 
+def test_updates_merge_into_the_row_they_target_whatever_their_columns(store, root, writer):
+    key = ("run_id", "task_id")
+    writer.insert_row("tasks", ("run_id", "task_id", "state"), ("r", "a", "pending"))
+    writer.update_row(
+        "tasks", ("state", "attempts"), ("running", 1), ("task_id", "run_id"), ("a", "r")
+    )
+    writer.update("tasks", {"run_id": "r", "task_id": "a"}, {"attempts": 2, "error": "boom"})
+    writer.update_row("tasks", ("state",), ("failed",), key, ("r", "a"))
+    writer.insert_row("tasks", ("run_id", "task_id", "state"), ("r", "b", "pending"))
+    writer.flush()
+    writer.update_row("tasks", ("state",), ("running",), key, ("r", "b"))  # a row committed
+    writer.update_row("tasks", ("state", "error"), ("failed", "lost"), key, ("r", "b"))
+    writer.flush()
+    conn = raw(root)
+    rows = conn.execute("SELECT task_id, state, attempts, error FROM tasks ORDER BY task_id")
+    assert rows.fetchall() == [("a", "failed", 2, "boom"), ("b", "failed", None, "lost")]
+    conn.close()
+
+
 def test_flush_is_a_barrier_for_every_queued_write(store, root, writer):
     for batch in range(5):
         for i in range(200):

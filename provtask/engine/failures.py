@@ -30,11 +30,11 @@ _WHAT = {
 }
 
 
-def reported_cause(report: dict[str, Any]) -> str:
-    """The cause of a failed attempt that the worker reported."""
-    if report["status"] == "timeout":  # an MPI task's own walltime
+def reported_cause(status: str, failure_cause: str | None) -> str:
+    """The cause of a failed attempt that the worker reported (its status and cause)."""
+    if status == "timeout":  # an MPI task's own walltime
         return "timeout"
-    return report.get("failure_cause") or "error"
+    return failure_cause or "error"
 
 
 class LostWorkers:

@@ -29,6 +29,7 @@ from ..store.artifacts import ArtifactFiles, make_artifact
 from .batching import apply_picks
 from .capture import captured, install_stream_routing
 from .in_progress import RUNNING
+from .report_columns import finished_report
 
 TRACEBACK_LIMIT = 20_000  # characters kept of a traceback
 _RSS_UNIT = 1024  # ru_maxrss is in KiB on Linux
@@ -285,7 +286,8 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
             _record_failure(report, exc, f"the task's result could not be stored: {exc}")
         else:
             report["status"] = "success"
-            report["artifact"] = artifact._asdict()
+            report["artifact"] = artifact
+            report["output_hash"] = artifact.hash
             report["n_items"] = len(value) if isinstance(value, list | tuple) else None
     report["ended"] = time.time()
     report["cpu_time"] = time.thread_time() - cpu_start
@@ -295,7 +297,7 @@ def execute_attempt(call: AttemptCall, *arguments: Any) -> Any:
     report["pid"] = os.getpid()
     report["node"] = context.node
     report["batch_job_id"] = context.batch_job_id
-    context.reports[call.key] = report
+    context.reports[call.key] = finished_report(report)
     RUNNING.pop(call.key, None)
     return value
 

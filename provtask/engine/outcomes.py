@@ -14,6 +14,17 @@ from .dispatch import Dispatcher
 from .failures import Retries, reported_cause
 from .instance import Instance
 from .recorder import RunRecorder
+from .report_columns import (
+    ENDED,
+    EXC_MESSAGE,
+    EXC_TYPE,
+    FAILURE_CAUSE,
+    FUNCTION_ENDED,
+    N_ITEMS,
+    OUTPUT_HASH,
+    STARTED,
+    STATUS,
+)
 from .rungraph import RunGraph
 from .tracking import InFlight, Lost
 from .walltime import stop_attempt
@@ -46,7 +57,7 @@ class Outcomes:
         return self.dispatch.chains
 
     def report(self, report: dict[str, Any]) -> None:
-        """A worker's report of one attempt."""
+        """A worker's report of one attempt (see ``report_columns.finished_report``)."""
         if report["key"] not in self.in_flight:
             # A chain's rider whose upstream's report is being processed; otherwise a
             # duplicate: Dask reran a task whose worker died after it finished.
@@ -54,13 +65,12 @@ class Outcomes:
             return
         inst, attempt = self.in_flight.forget(report["key"])
         self.recorder.attempt_finished(inst, attempt, report)
-        inst.attempts.started_at, inst.attempts.ended_at = report["started"], report["ended"]
-        if report["status"] == "success":
-            self.dispatch.durations.observe(
-                inst.task.name, report["function_ended"] - report["started"]
-            )
-            inst.output_hash = report["artifact"]["hash"]
-            inst.n_items = report.get("n_items")
+        row = report["row"]
+        inst.attempts.started_at, inst.attempts.ended_at = row[STARTED], row[ENDED]
+        if row[STATUS] == "success":
+            self.dispatch.durations.observe(inst.task.name, row[FUNCTION_ENDED] - row[STARTED])
+            inst.output_hash = row[OUTPUT_HASH]
+            inst.n_items = row[N_ITEMS]
             if inst.attempts.chain is not None:  # only the chain's last value is in worker memory
                 if inst.attempts.chain.is_last(inst):
                     inst.attempts.chain.future = None
@@ -69,9 +79,8 @@ class Outcomes:
             self.graph.succeed(inst)
         else:
             self.chains.leave(inst)
-            report["failure_cause"] = reported_cause(report)
-            error = f"{report['exc_type']}: {report['exc_message']}"
-            self.retries.attempt_failed(inst, error, report["failure_cause"])
+            cause = reported_cause(row[STATUS], row[FAILURE_CAUSE])
+            self.retries.attempt_failed(inst, f"{row[EXC_TYPE]}: {row[EXC_MESSAGE]}", cause)
 
     def stop_overrunning(self) -> None:
         """Stop attempts past their walltime; they fail with cause ``timeout``."""

@@ -10,12 +10,67 @@ from ..states import AttemptStatus, RunStatus, TaskState
 from ..store.batch import encode_json
 from ..store.writer import StoreWriter
 from .instance import Instance
+from .report_columns import ARTIFACT_COLUMNS, row_columns
 
 if TYPE_CHECKING:
     from ..store.cache_lookup import Source
 
 
+# Column names shared by every call of a site, so a batch ships them once (see batch.py).
 _INPUTS = ("inputs",)  # the JSON column of a keyed task
+_TASK_KEY = ("run_id", "task_id")
+_ATTEMPT_KEY = ("run_id", "task_id", "attempt")
+_CODE = ("code_hash", "components", "sources")
+_TASK = (
+    "run_id",
+    "task_id",
+    "name",
+    "function",
+    "kind",
+    "parent",
+    "code_hash",
+    "partition",
+    "resources",
+    "cache_version",
+    "state",
+    "attempts",
+)
+_EDGE = ("run_id", "source", "target", "kind")
+_KEYED = ("inputs", "input_hash", "cache_key", "cache", "cache_note")
+_SUBMITTED = ("state", *_KEYED, "ready_at", "attempts")
+_CACHED = (
+    "state",
+    *_KEYED,
+    "ready_at",
+    "output_hash",
+    "source_run",
+    "source_task",
+    "source_attempt",
+)
+_ATTEMPT = (
+    "run_id",
+    "task_id",
+    "attempt",
+    "key",
+    "status",
+    "partition",
+    "resources",
+    "submitted_at",
+)
+_ATTEMPTS = ("attempts",)
+# task_state's columns, by whether the error, the output and the times are known.
+_STATE = {
+    (error, output, ended): (
+        "state",
+        *(("error",) if error else ()),
+        *(("output_hash",) if output else ()),
+        *(("started_at", "ended_at") if ended else ()),
+    )
+    for error in (False, True)
+    for output in (False, True)
+    for ended in (False, True)
+}
+_LABEL = ("label",)
 
 
 class RunRecorder:
@@ -63,52 +118,46 @@ class RunRecorder:
             if task.code_hash not in self._code_hashes:
                 self._code_hashes.add(task.code_hash)
                 identity = task.code_identity
-                self.writer.insert(
-                    "code",
-                    {
-                        "code_hash": task.code_hash,
-                        "components": json.dumps(identity.components),
-                        "sources": json.dumps(identity.sources),
-                    },
-                    ignore=True,
+                code = (
+                    task.code_hash,
+                    json.dumps(identity.components),
+                    json.dumps(identity.sources),
                 )
-            self.writer.insert(
-                "tasks",
-                {
-                    "run_id": self.run_id,
-                    "task_id": inst.task_id,
-                    "name": task.name,
-                    "function": task.function,
-                    "kind": inst.kind,
-                    "parent": inst.node.parent.task_id if inst.node.parent else None,
-                    "code_hash": task.code_hash,
-                    "partition": task.resources.partition,
-                    "resources": task.resources_json,
-                    "cache_version": task.cache.version,
-                    "state": inst.state.value,
-                    "attempts": 0,
-                },
+                self.writer.insert_row("code", _CODE, code, ignore=True)
+            parent = inst.node.parent
+            row = (
+                self.run_id,
+                inst.task_id,
+                task.name,
+                task.function,
+                inst.kind,
+                parent.task_id if parent else None,
+                task.code_hash,
+                task.resources.partition,
+                task.resources_json,
+                task.cache.version,
+                inst.state.value,
+                0,
             )
+            self.writer.insert_row("tasks", _TASK, row)
 
     def add_edges(self, edges: list[tuple[str, str, str]]) -> None:
         for source, target, kind in edges:
-            self.writer.insert(
-                "edges",
-                {"run_id": self.run_id, "source": source, "target": target, "kind": kind},
-                ignore=True,
-            )
+            self.writer.insert_row("edges", _EDGE, (self.run_id, source, target, kind), ignore=True)
 
-    def task_state(self, inst: Instance, **changes: Any) -> None:
-        """Record the instance's current state, plus any extra columns."""
-        changes["state"] = inst.state.value
-        if inst.attempts.error is not None:
-            changes["error"] = inst.attempts.error
-        if inst.output_hash is not None:
-            changes["output_hash"] = inst.output_hash
-        if inst.attempts.ended_at is not None:
-            changes["started_at"] = inst.attempts.started_at
-            changes["ended_at"] = inst.attempts.ended_at
-        self.writer.update("tasks", {"run_id": self.run_id, "task_id": inst.task_id}, changes)
+    def task_state(self, inst: Instance) -> None:
+        """Record the instance's current state, with its error, output and times if known."""
+        attempts = inst.attempts
+        error, output, ended = attempts.error, inst.output_hash, attempts.ended_at
+        values: tuple = (inst.state.value,)
+        if error is not None:
+            values += (error,)
+        if output is not None:
+            values += (output,)
+        if ended is not None:
+            values += (attempts.started_at, ended)
+        columns = _STATE[(error is not None, output is not None, ended is not None)]
+        self.writer.update_row("tasks", columns, values, _TASK_KEY, (self.run_id, inst.task_id))
 
     def task_submitted(
         self, inst: Instance, partition: str, submitted_at: float | None = None
@@ -117,105 +166,62 @@ class RunRecorder:
         ``Cache.take_hits``). ``submitted_at``: when it was ready, if earlier than now (a
         fused chain's member, ready when its upstream ended on the worker)."""
         now = time.time() if submitted_at is None else submitted_at
-        self.writer.update(
-            "tasks",
-            {"run_id": self.run_id, "task_id": inst.task_id},
-            {
-                "state": TaskState.RUNNING.value,
-                **self._keyed(inst),
-                "ready_at": now,
-                "attempts": inst.attempts.number,
-            },
-            as_json=_INPUTS,
-        )
+        values = (TaskState.RUNNING.value, *self._keyed(inst), now, inst.attempts.number)
+        key = (self.run_id, inst.task_id)
+        self.writer.update_row("tasks", _SUBMITTED, values, _TASK_KEY, key, as_json=_INPUTS)
         self._insert_attempt(inst, partition, now)
 
     def task_cached(self, inst: Instance, source: Source) -> None:
         """The task reuses the output of an earlier successful attempt and does not run."""
-        self.writer.update(
-            "tasks",
-            {"run_id": self.run_id, "task_id": inst.task_id},
-            {
-                "state": TaskState.CACHED.value,
-                **self._keyed(inst),
-                "ready_at": time.time(),
-                "output_hash": source.output_hash,
-                "source_run": source.run_id,
-                "source_task": source.task_id,
-                "source_attempt": source.attempt,
-            },
-            as_json=_INPUTS,
+        values = (
+            TaskState.CACHED.value,
+            *self._keyed(inst),
+            time.time(),
+            source.output_hash,
+            source.run_id,
+            source.task_id,
+            source.attempt,
         )
+        key = (self.run_id, inst.task_id)
+        self.writer.update_row("tasks", _CACHED, values, _TASK_KEY, key, as_json=_INPUTS)
 
     @staticmethod
-    def _keyed(inst: Instance) -> dict[str, Any]:
-        return {
-            "inputs": inst.caching.inputs,  # encoded by the writer process
-            "input_hash": inst.caching.input_hash,
-            "cache_key": inst.caching.key,
-            "cache": inst.caching.outcome,
-            "cache_note": inst.caching.note,
-        }
+    def _keyed(inst: Instance) -> tuple:
+        """The values of ``_KEYED`` (the inputs are encoded by the writer process)."""
+        caching = inst.caching
+        return (caching.inputs, caching.input_hash, caching.key, caching.outcome, caching.note)
 
     def attempt_submitted(self, inst: Instance, partition: str) -> None:
         """A retry goes out."""
-        where = {"run_id": self.run_id, "task_id": inst.task_id}
-        self.writer.update("tasks", where, {"attempts": inst.attempts.number})
+        key = (self.run_id, inst.task_id)
+        self.writer.update_row("tasks", _ATTEMPTS, (inst.attempts.number,), _TASK_KEY, key)
         self._insert_attempt(inst, partition)
 
     def _insert_attempt(self, inst: Instance, partition: str, now: float | None = None) -> None:
-        self.writer.insert(
-            "attempts",
-            {
-                "run_id": self.run_id,
-                "task_id": inst.task_id,
-                "attempt": inst.attempts.number,
-                "key": inst.attempts.key,
-                "status": AttemptStatus.RUNNING.value,
-                "partition": partition,
-                "resources": inst.task.resources_json,
-                "submitted_at": time.time() if now is None else now,
-            },
+        row = (
+            self.run_id,
+            inst.task_id,
+            inst.attempts.number,
+            inst.attempts.key,
+            AttemptStatus.RUNNING.value,
+            partition,
+            inst.task.resources_json,
+            time.time() if now is None else now,
         )
+        self.writer.insert_row("attempts", _ATTEMPT, row)
 
     def attempt_finished(self, inst: Instance, attempt: int, report: dict[str, Any]) -> None:
-        """Record an attempt from the worker's report (see ``on_worker.execute_attempt``)."""
-        artifact = report.get("artifact")
-        for stored in [artifact, *report.get("streams", ())]:  # streams: an MPI program's
-            if stored is not None:
-                self.writer.insert(
-                    "artifacts", {**stored, "created_at": report["ended"]}, ignore=True
-                )
-        self.writer.update(
-            "attempts",
-            {"run_id": self.run_id, "task_id": inst.task_id, "attempt": attempt},
-            {
-                "status": report["status"],
-                "started_at": report.get("started"),
-                "ended_at": report.get("ended"),
-                "function_ended_at": report.get("function_ended"),
-                "worker": report.get("worker"),
-                "hostname": report.get("hostname"),
-                "pid": report.get("pid"),
-                "node": report.get("node"),
-                "batch_job_id": report.get("batch_job_id"),
-                "cpu_time": report.get("cpu_time"),
-                "peak_rss": report.get("peak_rss"),
-                "exc_type": report.get("exc_type"),
-                "exc_message": report.get("exc_message"),
-                "traceback": report.get("traceback"),
-                "stdout": report.get("stdout"),
-                "stderr": report.get("stderr"),
-                "output_hash": artifact["hash"] if artifact else None,
-                "n_items": report.get("n_items"),
-                "failure_cause": report.get("failure_cause"),
-                "gpu_ids": report.get("gpu_ids"),
-                **report.get("mpi", {}),  # command, launcher, ranks, nodes, exit code, ...
-            },
-        )
-        if report.get("label") is not None:
-            key = {"run_id": self.run_id, "task_id": inst.task_id}
-            self.writer.update("tasks", key, {"label": report["label"]})
+        """Record an attempt from the worker's report: its rows, as the worker built them
+        (see ``report_columns.finished_report``)."""
+        writer = self.writer
+        for artifact in report["artifacts"]:  # the output's, and an MPI program's streams
+            writer.insert_row("artifacts", ARTIFACT_COLUMNS, artifact, ignore=True)
+        row = report["row"]
+        key = (self.run_id, inst.task_id, attempt)
+        writer.update_row("attempts", row_columns(row), row, _ATTEMPT_KEY, key)
+        if report["label"] is not None:
+            key = (self.run_id, inst.task_id)
+            writer.update_row("tasks", _LABEL, (report["label"],), _TASK_KEY, key)
 
     def attempt_ended_without_report(
         self,

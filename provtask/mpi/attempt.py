@@ -186,7 +186,7 @@ def _report(
 ) -> None:
     """The attempt's MPI provenance: columns of its attempts row, and its output artifacts."""
     artifacts = {name: make_artifact(text, files) for name, text in streams.items()}
-    report["streams"] = [meta._asdict() for meta in artifacts.values()]
+    report["streams"] = list(artifacts.values())
     report["stdout"] = tail_of(streams["stdout"])
     report["stderr"] = tail_of(streams["stderr"])
     report["mpi"] = {

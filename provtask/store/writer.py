@@ -1,7 +1,8 @@
 """The single writer of a run: queued row operations, committed by the store writer process.
 
-The engine queues inserts and updates without waiting: each is appended to a list. A thread
-ships the list every ``interval`` seconds (or at ``max_batch`` operations) as one pickled
+The engine queues inserts and updates without waiting: each is appended to a list as one
+tuple of values beside a tuple of column names that its call site shares (``batch.py``). A
+thread ships the list every ``interval`` seconds (or at ``max_batch`` operations) as one
 frame to the writer process (``writer_process.py``), which applies it in one transaction, so
 neither SQLite nor the merging of operations runs under the driver's interpreter lock. Errors
 (disk full, a locked database past the busy timeout, the writer process dying) are kept and
@@ -36,7 +37,8 @@ class StoreWriter:
         self._database = conn.execute("PRAGMA database_list").fetchone()[2]
         self._interval = interval
         self._max_batch = max_batch
-        self._ops: list[list] = []
+        self._ops: list[tuple] = []  # see batch.py
+        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}  # see _shared
         self._lock = threading.Lock()  # the list of queued operations
         self._ship_lock = threading.Lock()  # batches leave in order
         self._answered = threading.Condition()
@@ -59,30 +61,61 @@ class StoreWriter:
         return self._channel.pid
 
     # -- queueing (any thread) --------------------------------------------------------------
+    def insert_row(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        values: tuple,
+        *,
+        ignore: bool = False,
+        as_json: tuple[str, ...] = (),
+    ) -> None:
+        """Queue an insert of ``values`` into ``columns`` (a tuple the call site shares across
+        its calls, so a batch ships the names once); ``ignore`` keeps an existing row with the
+        same key; ``as_json``: columns whose values the writer process stores as JSON text."""
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
+        self._queue((verb, table, columns, values, None, None, as_json))
+
+    def update_row(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        values: tuple,
+        key_columns: tuple[str, ...],
+        key_values: tuple,
+        as_json: tuple[str, ...] = (),
+    ) -> None:
+        """Queue ``UPDATE table SET columns = values WHERE key_columns = key_values``
+        (``key_columns`` names the primary key; tuples shared as for :meth:`insert_row`)."""
+        self._queue(("UPDATE", table, columns, values, key_columns, key_values, as_json))
+
     def insert(
         self, table: str, row: dict[str, Any], *, ignore: bool = False, as_json: tuple = ()
     ) -> None:
-        """Queue an insert (the writer owns ``row`` from now on); ``ignore`` keeps an
-        existing row with the same key; ``as_json``: columns whose values the writer process
-        stores as JSON text."""
-        if self._error is not None:
-            self._raise()
-        verb = "INSERT OR IGNORE" if ignore else "INSERT"
-        with self._lock:
-            self._ops.append([verb, table, row, None, as_json])
-            full = len(self._ops) >= self._max_batch
-        if full:
-            self._ship()
+        """:meth:`insert_row` of a dict's columns."""
+        self.insert_row(
+            table, self._shared(row), tuple(row.values()), ignore=ignore, as_json=as_json
+        )
 
     def update(
         self, table: str, where: dict[str, Any], changes: dict[str, Any], as_json: tuple = ()
     ) -> None:
-        """Queue ``UPDATE table SET changes WHERE where`` (``where`` names the primary key;
-        ``as_json`` as for :meth:`insert`)."""
+        """:meth:`update_row` of dicts: ``UPDATE table SET changes WHERE where``."""
+        columns, key_columns = self._shared(changes), self._shared(where)
+        self.update_row(
+            table, columns, tuple(changes.values()), key_columns, tuple(where.values()), as_json
+        )
+
+    def _shared(self, row: dict[str, Any]) -> tuple[str, ...]:
+        """The one tuple of these column names, so a batch ships them once."""
+        names = tuple(row)
+        return self._shapes.setdefault(names, names)
+
+    def _queue(self, operation: tuple) -> None:
         if self._error is not None:
             self._raise()
         with self._lock:
-            self._ops.append(["UPDATE", table, changes, where, as_json])
+            self._ops.append(operation)
             full = len(self._ops) >= self._max_batch
         if full:
             self._ship()
