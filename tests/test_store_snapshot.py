@@ -4,7 +4,9 @@ damaged; reading never writes."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -323,3 +325,22 @@ def test_a_column_mixing_text_and_numbers_is_read_from_sqlite(store):
     assert store.snapshot(RUN) == ["tasks"]
     frame, used_sqlite = reads_table(store, "attempts", lambda: store.attempts(RUN))
     assert used_sqlite and frame.loc[2, "pid"] == "pid-1"
+
+
+def test_a_writer_process_killed_while_snapshotting_leaves_nothing_a_reader_trusts(store):
+    """Whether the kill came before, during or after the snapshot, readers get the run's
+    frame, the store is healthy, and ``Store.snapshot`` (which waits for the writer
+    process or its death) leaves a current snapshot."""
+    from provtask.store.doctor import check_store
+
+    expected = store.attempts(RUN)
+    writer = store.writer()
+    pid = writer.writer_pid
+    writer.close(snapshot=(store.root, RUN))
+    os.kill(pid, signal.SIGKILL)
+    pd.testing.assert_frame_equal(store.attempts(RUN), expected, check_exact=True)
+    assert store.snapshot(RUN, timeout=60) == ["tasks", "attempts"]
+    from_snapshot, used_sqlite = reads_table(store, "attempts", lambda: store.attempts(RUN))
+    assert not used_sqlite
+    pd.testing.assert_frame_equal(from_snapshot, expected, check_exact=True)
+    assert check_store(store.root).healthy

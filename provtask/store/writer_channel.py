@@ -67,6 +67,7 @@ class WriterChannel:
         self.owner = os.getpid()
         self.dead: str | None = None  # why, once the process has died
         self._sessions: dict[int, StoreWriter] = {}
+        self._closing: dict[int, threading.Event] = {}  # session -> its connection closed
         self._snapshots: dict[str, threading.Event] = {}  # run id -> taken (or given up)
         self._next_session = 0
         self._lock = threading.Lock()  # one frame at a time on stdin; the session table
@@ -82,16 +83,26 @@ class WriterChannel:
         self.send(("open", session, database))
         return session
 
-    def close(self, session: int, snapshot: tuple[Path, str] | None = None) -> None:
-        """End a session; ``snapshot`` (store root, run id): the process then snapshots the
-        run's tables (see ``Store.snapshot``), and :func:`wait_for_snapshot` waits for it."""
+    def close(
+        self, session: int, snapshot: tuple[Path, str] | None = None, timeout: float = 30
+    ) -> None:
+        """End a session, waiting (up to ``timeout`` s) until the process has checkpointed
+        and closed its connection; ``snapshot`` (store root, run id): the process then
+        snapshots the run's tables (see ``Store.snapshot``), which :meth:`wait_for_snapshot`
+        waits for."""
+        closed = threading.Event()
         with self._lock:
             self._sessions.pop(session, None)
-            if snapshot is not None and self.dead is None:
+            if self.dead is not None:
+                return
+            self._closing[session] = closed
+            if snapshot is not None:
                 self._snapshots[snapshot[1]] = threading.Event()
-        if self.dead is None:
-            request = (str(snapshot[0]), snapshot[1]) if snapshot is not None else None
-            self.send(("close", session, request))
+        request = (str(snapshot[0]), snapshot[1]) if snapshot is not None else None
+        self.send(("close", session, request))
+        closed.wait(timeout)
+        with self._lock:
+            self._closing.pop(session, None)
 
     def wait_for_snapshot(self, run_id: str, timeout: float | None) -> bool:
         """Wait until the process has taken (or given up) the run's snapshot, if asked to;
@@ -127,19 +138,21 @@ class WriterChannel:
             if message is _END:
                 self._died()
                 return
-            if message[0] == "snapshot":
-                self._snapshot_taken(message[1])
+            if message[0] in ("closed", "snapshot"):
+                self._answered(message[0], message[1])
                 continue
             _, session, seq, error = message
             writer = self._sessions.get(session)
             if writer is not None:
                 writer.committed(seq, error)
 
-    def _snapshot_taken(self, run_id: str) -> None:
+    def _answered(self, kind: str, key: int | str) -> None:
+        """A session closed or a run's snapshot taken: wake who waits for it."""
+        table: dict = self._closing if kind == "closed" else self._snapshots
         with self._lock:
-            taken = self._snapshots.get(run_id)
-        if taken is not None:
-            taken.set()
+            waiting = table.get(key)
+        if waiting is not None:
+            waiting.set()
 
     def _died(self) -> None:
         try:
@@ -151,11 +164,11 @@ class WriterChannel:
             if self.dead is None:
                 self.dead = describe_exit(self.pid, status)
             writers = list(self._sessions.values())
-            snapshots = list(self._snapshots.values())
+            waiting = [*self._closing.values(), *self._snapshots.values()]
         for writer in writers:
             writer.committed(None, self.dead)
-        for taken in snapshots:  # given up: the run is read from SQLite
-            taken.set()
+        for event in waiting:  # nothing more will come (a run not snapshotted reads SQLite)
+            event.set()
 
 
 def describe_exit(pid: int, status: int) -> str:

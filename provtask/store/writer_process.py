@@ -14,7 +14,8 @@ rows of built-in values, or ``pickle`` for a batch holding anything else) and th
 - ``("open", session, database)``: open a connection to the database file;
 - ``("ops", session, seq, operations)``: one batch (see ``batch.py``), committed in one
   transaction (batches of one session waiting in the pipe are merged into it);
-- ``("close", session, snapshot)``: checkpoint and close the session's connection; then,
+- ``("close", session, snapshot)``: checkpoint and close the session's connection (answered
+  ``("closed", session)``); then,
   if ``snapshot`` is ``(store root, run id)`` and the session committed everything, snapshot
   the run's tables (``snapshot.take_snapshot``, on a thread and a connection of their own, so
   other sessions' batches do not wait), answered ``("snapshot", run id)``.
@@ -171,6 +172,7 @@ class WriterProcess:
         session = self.sessions.pop(session_id, None)
         if session is not None:
             session.close()
+        self.answer(("closed", session_id))
         if snapshot is None:
             return
         if session is None or session.error is not None:
