@@ -344,3 +344,16 @@ def test_a_writer_process_killed_while_snapshotting_leaves_nothing_a_reader_trus
     assert not used_sqlite
     pd.testing.assert_frame_equal(from_snapshot, expected, check_exact=True)
     assert check_store(store.root).healthy
+
+
+def test_the_writer_process_takes_the_snapshot_without_pandas(store):
+    writer = store.writer()
+    pid = writer.writer_pid
+    writer.close(snapshot=(store.root, RUN))
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    assert store.snapshot(RUN) == ["tasks", "attempts"]  # waits for the writer process
+    store.conn.set_trace_callback(None)
+    assert not [s for s in statements if s.startswith("INSERT")]  # it took them
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    assert "pyarrow" in maps and "pandas" not in maps
