@@ -10,7 +10,7 @@ and ``provtask.store`` in ``sys.modules`` as *bare* packages (module objects who
 ``__path__`` is the package's folder, their ``__init__.py`` not run), so importing
 ``provtask.store.writer_process`` finds its modules in the same files as the driver does
 without loading the package's public API (and with it Dask, pandas, sqlite-utils). It starts
-in a quarter of the time and a fifth of the memory (docs/performance.md).
+in an eighth of the time and a sixth of the memory (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .writer_process import _END, read_frame, write_frame
 if TYPE_CHECKING:
     from .writer import StoreWriter
 
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # what makes provtask importable
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the folder holding provtask/
 BOOTSTRAP = """
 import sys, types
 from pathlib import Path
@@ -52,15 +52,10 @@ class WriterChannel:
     """A writer process and the writers (sessions) using it."""
 
     def __init__(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p
-        )
         self.process = subprocess.Popen(
             bootstrap_command("from provtask.store.writer_process import main\nmain()"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
             close_fds=True,
         )
         self.pid = self.process.pid
