@@ -5,10 +5,10 @@
 Runs ``benchmarks.engine`` for plain distributed, for plain distributed with provtask's
 batches and chains (provenance off) and for provtask (one process and one ``LocalCluster``
 per framework), ``noop_100k`` (one round per framework), then ``store_ingest``,
-``attempts_frame``, ``dag_build`` and ``mpi_packing`` (on the local SLURM; skipped with a
-message without it), and prints the median (min–max) of the rounds, the ratio provtask /
-dask and the target of each figure (issue 7). ``--quick`` runs small sizes once: a check that
-everything runs, not a measurement.
+``attempts_frame``, ``dag_build``, ``writer_startup`` and ``mpi_packing`` (on the local
+SLURM; skipped with a message without it), and prints the median (min–max) of the rounds,
+the ratio provtask / dask and the target of each figure (issue 7). ``--quick`` runs small
+sizes once: a check that everything runs, not a measurement.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ STORE = {
     ],
     "attempts_frame": [
         ("seconds, from SQLite", ""),
+        ("seconds, taking the snapshot", ""),
         ("seconds, from the snapshot", "≤ 2"),
     ],
     "dag_build": [
@@ -46,11 +47,16 @@ STORE = {
         ("run graph s", ""),
         ("peak RSS MB", "bounded"),
     ],
+    "writer_startup": [
+        ("ms until the first answer", ""),
+        ("idle VmRSS MB", ""),
+    ],
 }
 TITLES = {
     "store_ingest": "ingest",
     "attempts_frame": "attempts into a DataFrame",
     "dag_build": "DAG",
+    "writer_startup": "writer process",
 }
 PACKING_FIGURES = ("jobs submitted", "makespan", "node-s idle", "efficiency idle", "efficiency")
 SIZES = "100,000 attempts ingested, 1,000,000 read, a 100,000-node DAG"

@@ -1,10 +1,12 @@
-"""Parquet snapshots of finished runs: taken by an explicit step (``Store.snapshot``, which a
-big run takes as it ends), read as the same frames as SQLite, never stale or damaged; reading
-never writes."""
+"""Parquet snapshots of finished runs: taken by the store writer process as a big run ends or by
+the explicit step ``Store.snapshot``, read as the same frames as SQLite, never stale or
+damaged; reading never writes."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -150,11 +152,16 @@ def noisy(i: int) -> list[int]:
     return [i, i + 1]
 
 
-def test_a_big_run_snapshots_its_tables_as_it_ends(client, store_dir):
+def test_a_big_run_is_snapshotted_by_the_writer_process_as_it_ends(client, store_dir):
     with DAG("snapshot_demo") as dag:
         noisy.map(list(range(MIN_ROWS)))
     result = dag.run(client=client, store=store_dir)
     store = Store(store_dir)
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    assert store.snapshot(result.run_id) == ["tasks", "attempts"]  # waits for the writer
+    store.conn.set_trace_callback(None)
+    assert not [s for s in statements if s.startswith("INSERT")]  # it took them, not this call
     for table in ("tasks", "attempts"):
         assert (store_dir / "snapshots" / result.run_id / f"{table}.parquet").is_file()
         from_snapshot, used_sqlite = reads_table(
@@ -287,3 +294,66 @@ def test_a_store_of_version_7_is_migrated_with_its_data(tmp_path):
     indexes = {row[1] for row in store.conn.execute("PRAGMA index_list(attempts)")}
     assert "idx_attempts_output_hash" not in indexes
     store.close()
+
+
+def test_columns_of_every_sqlite_type_read_the_same_from_the_snapshot(store):
+    """SQLite's dynamic types (integers with NULLs, integers mixed with reals, bytes, all
+    NULL) give the same frame from the snapshot, which the writer fills without pandas."""
+    store.conn.executescript(
+        f"""
+        UPDATE attempts SET peak_rss = CASE WHEN rowid % 3 = 0 THEN NULL ELSE rowid * 1024 END,
+                            exit_code = CASE rowid % 4 WHEN 0 THEN NULL WHEN 1 THEN 1
+                                        ELSE rowid + 0.5 END;
+        UPDATE tasks SET label = CASE WHEN rowid % 5 = 0 THEN X'00ff' END;
+        UPDATE revisions SET revision = revision + 1 WHERE run_id = '{RUN}';
+        """
+    )
+    expected = {"tasks": store.tasks(RUN), "attempts": store.attempts(RUN)}
+    assert expected["attempts"]["peak_rss"].dtype == "float64"
+    assert store.snapshot(RUN) == ["tasks", "attempts"]
+    for table, frame in expected.items():
+        from_snapshot, used_sqlite = reads_table(
+            store, table, lambda t=table: getattr(store, t)(RUN)
+        )
+        assert not used_sqlite
+        pd.testing.assert_frame_equal(from_snapshot, frame, check_exact=True)
+
+
+def test_a_column_mixing_text_and_numbers_is_read_from_sqlite(store):
+    store.conn.execute(f"UPDATE attempts SET pid = 'pid-1' WHERE rowid = 3 AND run_id = '{RUN}'")
+    store.conn.execute(f"UPDATE revisions SET revision = revision + 1 WHERE run_id = '{RUN}'")
+    assert store.snapshot(RUN) == ["tasks"]
+    frame, used_sqlite = reads_table(store, "attempts", lambda: store.attempts(RUN))
+    assert used_sqlite and frame.loc[2, "pid"] == "pid-1"
+
+
+def test_a_writer_process_killed_while_snapshotting_leaves_nothing_a_reader_trusts(store):
+    """Whether the kill came before, during or after the snapshot, readers get the run's
+    frame, the store is healthy, and ``Store.snapshot`` (which waits for the writer
+    process or its death) leaves a current snapshot."""
+    from provtask.store.doctor import check_store
+
+    expected = store.attempts(RUN)
+    writer = store.writer()
+    pid = writer.writer_pid
+    writer.close(snapshot=(store.root, RUN))
+    os.kill(pid, signal.SIGKILL)
+    pd.testing.assert_frame_equal(store.attempts(RUN), expected, check_exact=True)
+    assert store.snapshot(RUN, timeout=60) == ["tasks", "attempts"]
+    from_snapshot, used_sqlite = reads_table(store, "attempts", lambda: store.attempts(RUN))
+    assert not used_sqlite
+    pd.testing.assert_frame_equal(from_snapshot, expected, check_exact=True)
+    assert check_store(store.root).healthy
+
+
+def test_the_writer_process_takes_the_snapshot_without_pandas(store):
+    writer = store.writer()
+    pid = writer.writer_pid
+    writer.close(snapshot=(store.root, RUN))
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    assert store.snapshot(RUN) == ["tasks", "attempts"]  # waits for the writer process
+    store.conn.set_trace_callback(None)
+    assert not [s for s in statements if s.startswith("INSERT")]  # it took them
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    assert "pyarrow" in maps and "pandas" not in maps

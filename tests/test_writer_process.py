@@ -1,8 +1,10 @@
-"""The store writer process: its death fails the run loudly and loses nothing committed, and it
-outlives a killed driver only long enough to commit what it was sent."""
+"""The store writer process: its death fails the run loudly and loses nothing committed, it
+outlives a killed driver only long enough to commit what it was sent, and it imports only the
+store's writer modules."""
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import sqlite3
@@ -19,7 +21,7 @@ from provtask import DAG, Store, task
 from provtask.errors import StoreError
 from provtask.store.connection import DB_NAME
 from provtask.store.doctor import check_store
-from provtask.store.writer_channel import writer_pid
+from provtask.store.writer_channel import bootstrap_command, writer_pid
 
 
 @task
@@ -147,4 +149,33 @@ def test_an_unwritable_value_is_a_store_error_not_a_lost_row(tmp_path):
         writer.insert("runs", {"run_id": "r3", "dag_name": "d", "status": "running"})
     assert writer.salvage("runs", {"run_id": "r"}, {"status": "failed"})
     assert store.conn.execute("SELECT run_id, status FROM runs").fetchall() == [("r", "failed")]
+    store.close()
+
+
+def test_the_writer_process_imports_only_the_store_writer_modules():
+    probe = subprocess.run(
+        bootstrap_command("import provtask.store.writer_process\nprint(sorted(sys.modules))"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    modules = set(ast.literal_eval(probe.stdout))
+    assert "provtask.store.writer_process" in modules
+    heavy = {"pandas", "pyarrow", "numpy", "dask", "distributed", "sqlite_utils", "cloudpickle"}
+    assert not {name for name in modules if name.split(".")[0] in heavy}
+    outside_store = {
+        name for name in modules if name.startswith("provtask") and ".store." not in name
+    }
+    assert outside_store == {"provtask", "provtask.store", "provtask.states"}  # bare packages
+    assert "provtask.store.store" not in modules
+
+
+def test_a_running_writer_process_has_no_pandas_loaded(tmp_path):
+    store = Store(tmp_path / "store")
+    writer = store.writer()
+    writer.insert("runs", {"run_id": "r", "dag_name": "d", "status": "running"})
+    writer.flush()
+    maps = Path(f"/proc/{writer.writer_pid}/maps").read_text()
+    assert "_sqlite3" in maps and "pandas" not in maps  # not even after snapshots
+    writer.close()
     store.close()

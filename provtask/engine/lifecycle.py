@@ -5,7 +5,10 @@
     start ─ writer ─ start_run ─ pools ─ engine.run ─┐   (any step may raise)
                                                      ▼
     end ─ abort in-flight ─ engine.close ─ pools.close (cancels batch jobs)
-        ─ finish_run (or salvage) ─ writer.close ─ snapshot (big runs) ─ resolve the run's future
+        ─ finish_run (or salvage) ─ writer.close ─ resolve the run's future
+
+``writer.close`` asks the store writer process to snapshot a big run's tables after its last
+commit; ``dag.run()`` does not wait for it (``Store.snapshot(run)`` does).
 
 Every step of ``end`` runs even when the ones before it raised, and the run's future is
 resolved last, in a ``finally``: ``RunHandle.wait()`` and ``dag.run()`` always return.
@@ -21,7 +24,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..states import RunStatus
-from ..store import Store
 from ..store.snapshot import MIN_ROWS
 from .handle import RunHandle, RunResult
 from .heap import frozen_heap
@@ -29,6 +31,7 @@ from .recorder import RunRecorder
 
 if TYPE_CHECKING:
     from ..runcontext import RunContext
+    from ..store import Store
     from ..store.writer import StoreWriter
     from .pools import Pools
     from .runner import Engine
@@ -111,7 +114,6 @@ class RunLifecycle:
             if errors:
                 self._failed(errors[0], "closing a pool failed (its batch jobs were cancelled): ")
         self._record_end()
-        self._snapshot()
 
     def _record_end(self) -> None:
         if self.writer is None:
@@ -120,7 +122,8 @@ class RunLifecycle:
         try:
             if self.recorder is not None and self.started:
                 self.recorder.finish_run(self.status, n_tasks, self.error)
-            self.writer.close()
+            big = self.failure is None and n_tasks >= MIN_ROWS
+            self.writer.close(snapshot=(self.store.root, self.handle.run_id) if big else None)
         except BaseException as exc:
             self._failed(exc)
             # The store failed (disk full…): one small update often still fits.
@@ -129,16 +132,6 @@ class RunLifecycle:
                 {"run_id": self.handle.run_id},
                 {"status": RunStatus.FAILED.value, "ended_at": time.time(), "error": self.error},
             )
-
-    def _snapshot(self) -> None:
-        """Snapshot a big run's tables for fast reads (see ``Store.snapshot``)."""
-        if self.failure is not None or self.engine is None or self.engine.n_tasks < MIN_ROWS:
-            return
-        store = Store(self.store.root)  # a connection of this thread's own
-        try:
-            store.snapshot(self.handle.run_id)
-        finally:
-            store.close()
 
     def _resolve(self) -> None:
         future = self.handle.future

@@ -8,26 +8,20 @@ This module needs no database, so workers can use it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import cloudpickle
 
 from ..errors import IntegrityError, NotFoundError, StoreError
+from .atomic import digest, write_atomically
 
 INLINE_LIMIT = 64 * 1024  # bytes; larger artifacts go to files
 PREVIEW_LENGTH = 200
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
-
-
-def digest(data: bytes) -> str:
-    """Hex BLAKE2b-256 of the bytes: the artifact's identity."""
-    return hashlib.blake2b(data, digest_size=32).hexdigest()
 
 
 def serialize(value: Any) -> tuple[bytes, str]:
@@ -102,22 +96,6 @@ class ArtifactFiles:
             return path.read_bytes()
         except FileNotFoundError:
             raise NotFoundError(f"artifact file {path} is missing from the store") from None
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write a private file whole or not at all: a temporary file beside it, flushed to disk
-    (fsync), renamed into place. Missing folders are created with mode 0700."""
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def make_artifact(value: Any, files: ArtifactFiles) -> ArtifactMeta:

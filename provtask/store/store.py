@@ -24,6 +24,7 @@ from .outputs import load_artifact, task_output
 from .schema import migrate
 from .snapshot import SNAPSHOT_TABLES, load_snapshot, take_snapshot
 from .writer import StoreWriter
+from .writer_channel import wait_for_snapshot
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -186,16 +187,14 @@ class Store:
         (see :meth:`snapshot`); the frame is the same either way."""
         run_id = self.resolve_run(run)
         if state is None and name is None:
-            frame = load_snapshot(self.conn, self.root, run_id, "tasks")
-            if frame is not None:
-                return frame
+            rows = load_snapshot(self.conn, self.root, run_id, "tasks")
+            if rows is not None:
+                return _tasks_frame(_with_times(rows))
         return self._tasks({"run_id": run_id, "state": state, "name": name})
 
     def _tasks(self, filters: dict[str, Any]) -> pd.DataFrame:
         where, params = _where(filters)
-        frame = self._frame(f"SELECT * FROM tasks {where} ORDER BY rowid", params)
-        frame["duration"] = frame["ended_at"] - frame["started_at"]
-        return _categorical(frame, "state", [s.value for s in TaskState])
+        return _tasks_frame(self._frame(f"SELECT * FROM tasks {where} ORDER BY rowid", params))
 
     def attempts(
         self,
@@ -207,33 +206,27 @@ class Store:
         finished run's attempts come from its snapshot, as in :meth:`tasks`."""
         run_id = self.resolve_run(run) if run is not None else None
         if run_id is not None and task is None and status is None:
-            frame = load_snapshot(self.conn, self.root, run_id, "attempts")
-            if frame is not None:
-                return _seconds_as_timedelta(frame)
+            rows = load_snapshot(self.conn, self.root, run_id, "attempts")
+            if rows is not None:
+                return _attempts_frame(_with_times(rows))
         return self._attempts({"run_id": run_id, "task_id": task, "status": status})
 
     def _attempts(self, filters: dict[str, Any]) -> pd.DataFrame:
         where, params = _where(filters)
-        frame = self._frame(f"SELECT * FROM attempts {where} ORDER BY rowid", params)
-        frame["duration"] = frame["ended_at"] - frame["started_at"]
-        frame["queue_wait"] = frame["started_at"] - frame["submitted_at"]
-        return _seconds_as_timedelta(
-            _categorical(frame, "status", [s.value for s in AttemptStatus])
+        return _attempts_frame(
+            self._frame(f"SELECT * FROM attempts {where} ORDER BY rowid", params)
         )
 
-    def snapshot(self, run: str) -> list[str]:
-        """Write Parquet snapshots of a finished run's tasks and attempts (tables with at
-        least ``snapshot.MIN_ROWS`` rows), for fast reads later; returns the tables that have
-        a current snapshot. The only read path that writes; runs call it as they end."""
+    def snapshot(self, run: str, timeout: float | None = 600) -> list[str]:
+        """Parquet snapshots of a finished run's tasks and attempts (tables with at least
+        ``snapshot.MIN_ROWS`` rows), for fast reads later; returns the tables that have a
+        current snapshot. A big run's snapshots are taken by the store writer process after
+        its last commit, without delaying ``dag.run()``: this call first waits (up to
+        ``timeout`` seconds) for that, if this process ran the run, then takes any that is
+        missing. The only read path that writes."""
         run_id = self.resolve_run(run)
-        reads = {"tasks": self._tasks, "attempts": self._attempts}
-        return [
-            table
-            for table in SNAPSHOT_TABLES
-            if take_snapshot(
-                self.conn, self.root, run_id, table, lambda t=table: reads[t]({"run_id": run_id})
-            )
-        ]
+        wait_for_snapshot(run_id, timeout)
+        return [t for t in SNAPSHOT_TABLES if take_snapshot(self.conn, self.root, run_id, t)]
 
     def workers(self, run: str) -> pd.DataFrame:
         """Workers that served a run, with connect / disconnect times."""
@@ -283,11 +276,31 @@ class Store:
                 f"reading the store database failed: {exc}; check it with "
                 f"'provtask doctor --store {self.root}'"
             ) from exc
-        for column in _TIME_COLUMNS:
-            if column in frame:  # nanoseconds even when all are NULL (pandas would pick seconds)
-                times = pd.to_datetime(frame[column], unit="s", utc=True)
-                frame[column] = times.astype("datetime64[ns, UTC]")
-        return frame
+        return _with_times(frame)
+
+
+def _with_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps stored as seconds become UTC datetimes."""
+    import pandas as pd
+
+    for column in _TIME_COLUMNS:
+        if column in frame:  # nanoseconds even when all are NULL (pandas would pick seconds)
+            times = pd.to_datetime(frame[column], unit="s", utc=True)
+            frame[column] = times.astype("datetime64[ns, UTC]")
+    return frame
+
+
+def _tasks_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame of ``tasks`` rows as :meth:`Store.tasks` returns it."""
+    frame["duration"] = frame["ended_at"] - frame["started_at"]
+    return _categorical(frame, "state", [s.value for s in TaskState])
+
+
+def _attempts_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame of ``attempts`` rows as :meth:`Store.attempts` returns it."""
+    frame["duration"] = frame["ended_at"] - frame["started_at"]
+    frame["queue_wait"] = frame["started_at"] - frame["submitted_at"]
+    return _seconds_as_timedelta(_categorical(frame, "status", [s.value for s in AttemptStatus]))
 
 
 def _refuse_truncated(database: Path, root: Path) -> None:
@@ -324,12 +337,11 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
 
 
 def _seconds_as_timedelta(frame: pd.DataFrame) -> pd.DataFrame:
-    """Durations stored as seconds become timedeltas, like ``duration`` (idempotent, so a
-    snapshot written before this conversion reads the same)."""
+    """Durations stored as seconds become timedeltas, like ``duration``."""
     import pandas as pd
 
     for column in _SECONDS_COLUMNS:
-        if column in frame and not pd.api.types.is_timedelta64_dtype(frame[column]):
+        if column in frame:
             frame[column] = pd.to_timedelta(frame[column], unit="s")
     return frame
 

@@ -131,15 +131,19 @@ class StoreWriter:
         if self._error is not None:
             self._raise()
 
-    def close(self) -> None:
-        """Commit what is queued and end this writer's session."""
+    def close(self, snapshot: tuple[Path, str] | None = None) -> None:
+        """Commit what is queued and end this writer's session; ``snapshot`` (store root,
+        run id): once everything is committed, the writer process snapshots the run's tables
+        without this call waiting for it (``Store.snapshot(run)`` waits)."""
         if not self._closed.is_set():
+            committed = False
             try:
                 self.flush(timeout=None)
+                committed = True
             finally:
                 self._closed.set()
                 self._shipper.join()
-                self._channel.close(self._session)
+                self._channel.close(self._session, snapshot if committed else None)
         if self._error is not None:
             self._raise()
 

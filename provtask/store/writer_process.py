@@ -1,6 +1,10 @@
 """The store writer process: applies the runs' batches of row operations to SQLite.
 
-Started by ``writer_channel.WriterChannel``, which runs ``main()`` in a new interpreter.
+Started by ``writer_channel.WriterChannel``, which runs ``main()`` in a new interpreter that
+imports only this module's imports (the standard library, sqlite3, ``batch``, ``connection``,
+``snapshot`` and what they import of ``provtask/store``), not the ``provtask`` package: see
+``writer_channel.BOOTSTRAP``. pyarrow is imported when a first snapshot is taken, pandas
+never (``RefusePandas``).
 
 One process per driver process writes for all of its runs (one *session* per run's
 ``StoreWriter``), so SQLite's work and the writer's Python never take the driver's interpreter
@@ -11,13 +15,20 @@ rows of built-in values, or ``pickle`` for a batch holding anything else) and th
 - ``("open", session, database)``: open a connection to the database file;
 - ``("ops", session, seq, operations)``: one batch (see ``batch.py``), committed in one
   transaction (batches of one session waiting in the pipe are merged into it);
-- ``("close", session)``: checkpoint and close the session's connection.
+- ``("close", session, snapshot)``: checkpoint and close the session's connection (answered
+  ``("closed", session)``); then,
+  if ``snapshot`` is ``(store root, run id)`` and the session committed everything, snapshot
+  the run's tables (``snapshot.take_snapshot``, on a thread and a connection of their own, so
+  other sessions' batches do not wait), answered ``("snapshot", run id)``.
 
 Each committed (or failed) batch is answered ``("done", session, seq, error)``, ``error`` the
 message of a failed write or None; after a failure the session's later batches are not
 applied (the driver raises the error and fails the run). At the end of stdin (the driver exited
-or was killed) it applies what it has read, checkpoints and exits. SIGINT is ignored: a Ctrl-C
-of the terminal reaches the whole process group, and the driver must record the interruption.
+or was killed) it applies what it has read, checkpoints, finishes the snapshots it was asked
+for and exits. A snapshot cut short (the process killed) leaves at most a temporary file,
+never a snapshot a reader would trust: the file is renamed into place whole, then recorded.
+SIGINT is ignored: a Ctrl-C of the terminal reaches the whole process group, and the driver
+must record the interruption.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ from typing import IO, Any
 
 from .batch import BatchApplier, explain
 from .connection import open_database
+from .snapshot import SNAPSHOT_TABLES, take_snapshot
 
 CHECKPOINT_EVERY = 1.0  # seconds: how much committed work the WAL holds before it is copied
 MERGE_UP_TO = 50_000  # operations in one transaction, at most, when batches queued up
@@ -112,8 +124,16 @@ class WriterProcess:
         self.sessions: dict[int, Session] = {}
         self.frames: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.outbox = outbox
+        self._outbox_lock = threading.Lock()  # answers come from two threads
         self.last_checkpoint = time.monotonic()
+        self.snapshots: queue.SimpleQueue[Any] = queue.SimpleQueue()  # (database, root, run)
+        self._snapshotter = threading.Thread(target=self._snapshot_runs, daemon=True)
+        self._snapshotter.start()
         threading.Thread(target=self._read, args=(inbox,), daemon=True).start()
+
+    def answer(self, message: tuple) -> None:
+        with self._outbox_lock:
+            write_frame(self.outbox, message)
 
     def _read(self, inbox: IO[bytes]) -> None:
         while True:
@@ -139,21 +159,48 @@ class WriterProcess:
             if kind == "open":
                 self._open(session_id, message[2])
             elif kind == "close":
-                session = self.sessions.pop(session_id, None)
-                if session is not None:
-                    session.close()
+                self._close(session_id, message[2])
             else:
                 pending = self._apply(session_id, message[2], message[3])
             if time.monotonic() - self.last_checkpoint >= CHECKPOINT_EVERY:
                 self._checkpoint()
         for session in self.sessions.values():
             session.close()
+        self.snapshots.put(_END)
+        self._snapshotter.join()
+
+    def _close(self, session_id: int, snapshot: tuple[str, str] | None) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is not None:
+            session.close()
+        self.answer(("closed", session_id))
+        if snapshot is None:
+            return
+        if session is None or session.error is not None:
+            self.answer(("snapshot", snapshot[1]))  # nothing to wait for
+        else:
+            self.snapshots.put((session.database, *snapshot))
+
+    def _snapshot_runs(self) -> None:
+        """The snapshot thread: one run after the other, until ``_END``."""
+        while (job := self.snapshots.get()) is not _END:
+            database, root, run_id = job
+            with contextlib.suppress(Exception):  # a failed snapshot: readers read SQLite
+                conn = open_database(Path(database))
+                try:
+                    for table in SNAPSHOT_TABLES:
+                        take_snapshot(conn, Path(root), run_id, table)
+                finally:
+                    conn.close()
+                    _release_arrow_memory()
+            with contextlib.suppress(OSError):  # the driver is gone
+                self.answer(("snapshot", run_id))
 
     def _open(self, session_id: int, database: str) -> None:
         try:
             self.sessions[session_id] = Session(database)
         except BaseException as exc:
-            write_frame(self.outbox, ("done", session_id, 0, explain(exc, database)))
+            self.answer(("done", session_id, 0, explain(exc, database)))
 
     def _apply(self, session_id: int, seq: int, operations: list) -> Any:
         """Apply the batch and the session's batches queued behind it in one transaction;
@@ -174,7 +221,7 @@ class WriterProcess:
             error = session.error
         else:
             error = "the store writer has no open database for this run"
-        write_frame(self.outbox, ("done", session_id, seq, error))
+        self.answer(("done", session_id, seq, error))
         return following
 
     def _checkpoint(self) -> None:
@@ -183,8 +230,27 @@ class WriterProcess:
         self.last_checkpoint = time.monotonic()
 
 
+def _release_arrow_memory() -> None:
+    """Give the memory pyarrow's allocator keeps for reuse back to the system."""
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
+
+
+class RefusePandas:
+    """A meta-path finder refusing ``pandas``: pyarrow imports it, when installed, for its
+    optional pandas integration at its first conversion (+50 MB and ~0.5 s), which
+    snapshots, built from SQLite rows, never use."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        if name.partition(".")[0] == "pandas":
+            raise ModuleNotFoundError(f"the store writer process does not import {name}")
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.meta_path.insert(0, RefusePandas)
     outbox = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot break a frame
     WriterProcess(sys.stdin.buffer, outbox).run()
