@@ -58,7 +58,8 @@ class WorkerDeparturePlugin(SchedulerPlugin):
 
     def log_event(self, topic: str, msg: Any) -> None:
         if topic == self.topic:
-            self._forget_events()
+            if msg.get("op") == "attempts":  # workers' other events stay, for a late listener
+                self._forget_events()
             return
         if topic != NANNY_MEMORY_TOPIC or self.scheduler is None:
             return

@@ -183,13 +183,18 @@ class Engine:
     def _hear_attached_workers(self) -> None:
         """Wait (briefly) for the reports of the workers that set the run up as its pools
         attached: the first submission then knows how many worker slots there are, and
-        probes a new task name on every one of them (see ``Probing``)."""
+        probes a new task name on every one of them (see ``Probing``). A report published
+        before the scheduler had the run's subscription is read back from the scheduler."""
         deadline = time.monotonic() + WORKER_REPORTS_WAIT
-        while not self.attached_workers <= self.workers and self.cancel_reason is None:
+        while self.attached_workers - self.workers and self.cancel_reason is None:
+            for pool in self.pools.all():
+                for _, event in pool.client.get_events(self.topic):
+                    if event.get("op") == "worker":
+                        self._route(pool, event)
             left = deadline - time.monotonic()
-            if left <= 0:
+            if not self.attached_workers - self.workers or left <= 0:
                 return
-            self._drain_inbox(timeout=left)
+            self._drain_inbox(timeout=min(left, 0.01))
 
     # -- routing ----------------------------------------------------------------------------
     def _drain_inbox(self, timeout: float) -> None:
@@ -215,6 +220,8 @@ class Engine:
         elif op == "started":
             self.in_flight.started(report)
         elif op == "worker":
+            if report["worker"] in self.workers:  # heard twice (see _hear_attached_workers)
+                return
             self.workers.add(report["worker"])
             self.dispatch.threads[report["worker"]] = (pool, report["nthreads"])
             submitted_at = pool.worker_connected(report["batch_job_id"])
