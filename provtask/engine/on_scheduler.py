@@ -31,7 +31,7 @@ class WorkerDeparturePlugin(SchedulerPlugin):
         self.scheduler = scheduler
         self.workers = dict(scheduler.workers)
 
-    def close(self) -> None:
+    async def close(self) -> None:  # the scheduler awaits it
         self._forget_events()
 
     def _forget_events(self) -> None:
