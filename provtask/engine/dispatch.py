@@ -78,12 +78,14 @@ class Dispatcher:
     def submit(self, batch: list[Instance]) -> None:
         """Submit ready tasks (first attempts and retries), or mark them cached. The probes
         of new task names go out before the elements they hold back are keyed."""
-        first, later = self.probing.first_out(batch, self._slots())
+        first, later = self.probing.first_out(batch, self.slots)
         self._submit(first)
         if later:
             self._submit(later)
 
-    def _slots(self) -> int:
+    @property
+    def slots(self) -> int:
+        """Threads of the workers connected now: at most this many tasks run at once."""
         return sum(n for _, n in self.threads.values())
 
     def _submit(self, batch: list[Instance]) -> None:
@@ -93,7 +95,7 @@ class Dispatcher:
         batch = self.cache.take_hits(batch)
         if riders:
             batch = self._board(riders, batch)
-        batch = self.probing.admit(batch, self._slots(), time.monotonic())
+        batch = self.probing.admit(batch, self.slots, time.monotonic())
         self.placement.outputs_reported()
         groups: dict[tuple, tuple[Pool, list[Instance], tuple[str, ...] | None]] = {}
         now = time.time()

@@ -157,7 +157,7 @@ class Engine:
     @property
     def slots(self) -> int:
         """Threads of the workers connected now: at most this many tasks run at once."""
-        return sum(n for _, n in self.dispatch.threads.values())
+        return self.dispatch.slots
 
     @property
     def n_tasks(self) -> int:
